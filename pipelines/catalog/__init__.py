@@ -1,0 +1,159 @@
+"""The catalog: one SQLAlchemy layer over SQLite (embedded default) and PostgreSQL (production).
+
+Every write is an upsert or a replace inside one transaction, so a rerun of a job for the same asset replaces
+its results instead of adding rows. Database failures surface as ``CatalogError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+import re
+from typing import Any
+import uuid
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipelines.catalog.models import Asset, Job, Rendition, utcnow
+from pipelines.errors import CatalogError
+
+__all__ = ["Asset", "Catalog", "Job", "Rendition", "validate_asset_id"]
+
+_ASSET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def validate_asset_id(asset_id: str) -> str:
+    """Asset ids become part of object keys: letters, digits, ``.``, ``_`` and ``-``, at most 128."""
+    if not _ASSET_ID.fullmatch(asset_id):
+        raise ValueError(f"invalid asset id {asset_id!r}: use 1-128 letters, digits, '.', '_' or '-'")
+    return asset_id
+
+
+class Catalog:
+    """Repository functions over one database. Open with :meth:`open`, which migrates the schema."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str) -> Catalog:
+        """Connect to ``url`` (an SQLAlchemy URL) and bring its schema to the newest migration."""
+        try:
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, pool_pre_ping=True)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
+            catalog = cls(engine)
+            catalog.migrate()
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"cannot open the catalog: {exc}") from exc
+        return catalog
+
+    def migrate(self) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction; ``CatalogError`` on any database failure."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"catalog write failed: {exc}") from exc
+
+    # Jobs -----------------------------------------------------------------------------------------
+
+    def create_job(self, *, asset_id: str, source_uri: str) -> str:
+        job_id = str(uuid.uuid4())
+        with self.session() as session:
+            session.add(Job(id=job_id, asset_id=asset_id, source_uri=source_uri, status="queued", percent=0.0))
+        return job_id
+
+    def start_job(self, job_id: str) -> None:
+        with self.session() as session:
+            job = _get(session, Job, job_id)
+            job.status, job.started_at, job.attempts = "running", utcnow(), job.attempts + 1
+
+    def record_progress(self, job_id: str, *, stage: str, percent: float) -> None:
+        with self.session() as session:
+            job = _get(session, Job, job_id)
+            job.stage, job.percent = stage, round(percent, 2)
+
+    def fail_job(self, job_id: str, *, code: str, message: str, document: dict[str, Any]) -> None:
+        with self.session() as session:
+            job = _get(session, Job, job_id)
+            job.status, job.error_code, job.error_message = "failed", code, message
+            job.document, job.finished_at = document, utcnow()
+
+    def complete_job(self, job_id: str, *, asset: dict[str, Any], renditions: list[dict[str, Any]], document: dict[str, Any]) -> None:
+        """Record a successful job: upsert the asset, replace its renditions, store the document, all at once."""
+        with self.session() as session:
+            job = _get(session, Job, job_id)
+            values = {**asset, "id": job.asset_id, "latest_job_id": job_id, "updated_at": utcnow()}
+            _upsert(session, Asset, values, key="id")
+            session.execute(delete(Rendition).where(Rendition.asset_id == job.asset_id))
+            session.add_all(Rendition(asset_id=job.asset_id, job_id=job_id, **row) for row in renditions)
+            job.status, job.stage, job.percent = "succeeded", "done", 100.0
+            job.document, job.finished_at = document, utcnow()
+
+    # Reads ----------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self.session() as session:
+            return session.get(Job, job_id)
+
+    def latest_job_for_asset(self, asset_id: str) -> Job | None:
+        with self.session() as session:
+            query = select(Job).where(Job.asset_id == asset_id).order_by(Job.created_at.desc(), Job.id).limit(1)
+            return session.scalars(query).first()
+
+    def get_asset(self, asset_id: str) -> Asset | None:
+        with self.session() as session:
+            return session.get(Asset, asset_id)
+
+    def renditions(self, asset_id: str) -> list[Rendition]:
+        with self.session() as session:
+            query = select(Rendition).where(Rendition.asset_id == asset_id).order_by(Rendition.bandwidth.desc())
+            return list(session.scalars(query))
+
+
+def _get(session: Session, model: type[Job], key: str) -> Job:
+    row = session.get(model, key)
+    if row is None:
+        raise CatalogError(f"no {model.__tablename__} row {key!r}")
+    return row
+
+
+def _upsert(session: Session, model: type[Asset], values: dict[str, Any], *, key: str) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        session.merge(model(**values))
+        return
+    statement = insert(model).values(**values)
+    updates = {name: statement.excluded[name] for name in values if name not in (key, "created_at")}
+    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

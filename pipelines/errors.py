@@ -1,0 +1,67 @@
+"""The project's error tree, one branch per boundary.
+
+``MediaError`` is bad input: it is never retried and is recorded on the job with a code a content team can
+act on. ``StorageError`` and ``CatalogError`` are transient: the distributed mode retries them with backoff.
+``FFmpegError`` is what the subprocess runner raises; the job translates it into a ``MediaError`` when the
+master is to blame (a decode failure) and lets it through when the worker is (a missing binary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import shlex
+
+
+class MediaWorkerError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(MediaWorkerError):
+    """The environment describes an impossible configuration (usage error, exit code 1)."""
+
+
+class MediaError(MediaWorkerError):
+    """The master is rejected: empty, not media, unsupported, or past a configured limit.
+
+    ``code`` is a stable machine-readable reason (``empty_file``, ``not_media``, ``resolution_too_large``…)
+    and ``message`` a sentence for the person who uploaded the master.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class StorageError(MediaWorkerError):
+    """The object store failed or refused (transient unless ``missing``)."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class CatalogError(MediaWorkerError):
+    """The catalog database failed (transient)."""
+
+
+class FFmpegError(MediaWorkerError):
+    """A subprocess (ffmpeg, ffprobe, fpcalc…) exited non-zero, timed out, or could not start.
+
+    ``returncode`` is ``None`` when the process was killed for running past its wall-clock limit.
+    """
+
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        returncode: int | None,
+        stderr_tail: str,
+        *,
+        timed_out: bool = False,
+    ) -> None:
+        self.cmd = list(cmd)
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.timed_out = timed_out
+        what = "timed out" if timed_out else f"exited with {returncode}"
+        super().__init__(f"{self.cmd[0]} {what}: {stderr_tail.strip()[-500:]}\n  command: {shlex.join(self.cmd)}")

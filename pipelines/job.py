@@ -1,0 +1,284 @@
+"""The whole job for one master: fetch → probe → transcode → package → publish → catalog.
+
+This is the only module that wires stages to storage and the catalog. The stages themselves take local paths
+and frozen settings and return frozen results; this module gives them a private workspace, reports progress,
+publishes the outputs (master playlist last), and records the outcome. A rejected master fails its own job
+with an ``error.code`` and leaves nothing in the output store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+import logging
+from pathlib import Path
+import shutil
+import tempfile
+import time
+from typing import Any
+
+from pipelines.catalog import Catalog, validate_asset_id
+from pipelines.config import Settings
+from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError
+from pipelines.ladder import LadderPolicy, select_ladder
+from pipelines.package import MASTER_NAME, build_master_playlist, measure_rendition, publication_order
+from pipelines.probe import Probe, probe_file
+from pipelines.storage import ObjectRef, Storage, copy_with_digest, parse_s3_uri
+from pipelines.transcode import transcode
+
+log = logging.getLogger(__name__)
+
+# (stage, first percent, last percent) of the job's overall progress.
+STAGES: tuple[tuple[str, float, float], ...] = (
+    ("fetch", 0.0, 4.0),
+    ("probe", 4.0, 5.0),
+    ("transcode", 5.0, 92.0),
+    ("package", 92.0, 94.0),
+    ("publish", 94.0, 99.0),
+    ("catalog", 99.0, 100.0),
+)
+_STAGE_SPAN = {name: (start, end) for name, start, end in STAGES}
+
+ProgressSink = Callable[[str, float], None]
+"""Receives ``(stage, overall percent 0..100)`` as the job advances."""
+
+
+@dataclass
+class JobOutcome:
+    job_id: str
+    document: dict[str, Any]
+    transient: bool = False
+    """True when the job failed for a reason outside the master (storage, catalog): a retry may succeed."""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.document["status"] == "succeeded"
+
+
+@dataclass
+class _Tracker:
+    """Turns stage fractions into overall percent for the sink and, at most once a second, the catalog."""
+
+    catalog: Catalog
+    job_id: str
+    sink: ProgressSink | None
+    timings: dict[str, float] = field(default_factory=dict)
+    _last_write: float = 0.0
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[Callable[[float], None]]:
+        started = time.monotonic()
+        self.report(name, 0.0, force=True)
+        yield lambda fraction: self.report(name, fraction)
+        self.timings[name] = round(time.monotonic() - started, 3)
+
+    def report(self, stage: str, fraction: float, *, force: bool = False) -> None:
+        start, end = _STAGE_SPAN[stage]
+        percent = start + (end - start) * min(max(fraction, 0.0), 1.0)
+        if self.sink is not None:
+            self.sink(stage, percent)
+        now = time.monotonic()
+        if force or now - self._last_write >= 1.0:
+            self._last_write = now
+            self.catalog.record_progress(self.job_id, stage=stage, percent=percent)
+
+
+def run_job(
+    settings: Settings,
+    *,
+    source: str,
+    catalog: Catalog,
+    storage: Storage,
+    asset_id: str | None = None,
+    policy: LadderPolicy = LadderPolicy(),
+    on_progress: ProgressSink | None = None,
+) -> JobOutcome:
+    """Run the whole job for ``source`` (a local path or ``s3://bucket/key``) and record it in ``catalog``.
+
+    Returns the job document whether the job succeeded or failed. Raises only ``CatalogError`` when the
+    catalog cannot record the job at all, and ``ValueError`` for an invalid ``asset_id``.
+    """
+    if asset_id is not None:
+        validate_asset_id(asset_id)
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    workspace = Path(tempfile.mkdtemp(prefix="job-", dir=settings.work_dir))
+    master = workspace / "master"  # no extension: ffmpeg identifies the format from the bytes, not the name
+    job_id: str | None = None
+    try:
+        try:
+            digest = _fetch(source, master, storage)
+        except (MediaError, StorageError) as exc:
+            job_id = catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
+            return _fail(catalog, job_id, asset_id or "unknown", exc, {})
+        asset_id = asset_id or f"sha256-{digest[:16]}"
+        job_id = catalog.create_job(asset_id=asset_id, source_uri=source)
+        catalog.start_job(job_id)
+        tracker = _Tracker(catalog, job_id, on_progress)
+        tracker.timings["fetch"] = 0.0
+        partial: dict[str, Any] = {}
+        try:
+            document = _process(settings, master, workspace, digest, asset_id, job_id, storage, policy, tracker, partial)
+        except (MediaError, StorageError, FFmpegError) as exc:
+            return _fail(catalog, job_id, asset_id, exc, partial)
+        with tracker.stage("catalog"):
+            catalog.complete_job(job_id, asset=_asset_row(source, digest, partial["probe_obj"], document), renditions=_rendition_rows(document), document=document)
+        return JobOutcome(job_id, document)
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _process(
+    settings: Settings,
+    master: Path,
+    workspace: Path,
+    digest: str,
+    asset_id: str,
+    job_id: str,
+    storage: Storage,
+    policy: LadderPolicy,
+    tracker: _Tracker,
+    partial: dict[str, Any],
+) -> dict[str, Any]:
+    with tracker.stage("probe"):
+        probe = probe_file(master, ffprobe=settings.ffprobe, limits=settings.limits)
+    partial["probe_obj"] = probe
+    partial["probe"] = probe.to_document()
+
+    ladder = select_ladder(probe, policy)
+    out_dir = workspace / "hls"
+    out_dir.mkdir()
+    with tracker.stage("transcode") as advance:
+        try:
+            encoded = transcode(
+                master, probe, ladder, out_dir,
+                encoder=settings.encoder, limits=settings.limits, ffmpeg_bin=settings.ffmpeg, on_fraction=advance,
+            )
+        except FFmpegError as exc:
+            raise _blame_master(exc) from exc
+
+    with tracker.stage("package"):
+        measured = [measure_rendition(out_dir, rendition) for rendition in encoded]
+        (out_dir / MASTER_NAME).write_text(build_master_playlist(measured))
+
+    prefix = f"hls/{asset_id}/{digest[:16]}-{ladder.digest()}"
+    files = publication_order(out_dir, measured)
+    with tracker.stage("publish") as advance:
+        try:
+            for done, (path, key, content_type) in enumerate(files, start=1):
+                storage.put_file(path, ObjectRef(settings.output_bucket, f"{prefix}/{key}"), content_type=content_type)
+                advance(done / len(files))
+        except StorageError:
+            _discard(storage, settings.output_bucket, prefix)
+            raise
+
+    def uri(key: str) -> str:
+        return storage.uri(ObjectRef(settings.output_bucket, f"{prefix}/{key}"))
+
+    audio = max((m for m in measured if m.kind == "audio"), key=lambda m: m.peak_bps, default=None)
+    renditions = [
+        m.to_document(uri(f"{m.directory.as_posix()}/index.m3u8"), audio=audio if m.kind == "video" else None)
+        for m in sorted(measured, key=lambda m: (m.kind != "video", -m.peak_bps))
+    ]
+    return _document(
+        asset_id, job_id, "succeeded", None, partial["probe"],
+        hls={"master": uri(MASTER_NAME), "prefix": prefix, "renditions": renditions},
+        timings=tracker.timings,
+    )
+
+
+def _fetch(source: str, dest: Path, storage: Storage) -> str:
+    """Copy the master into the job's workspace; return its SHA-256. Raises ``MediaError`` or ``StorageError``."""
+    if source.startswith("s3://"):
+        return storage.fetch(parse_s3_uri(source), dest)
+    path = Path(source)
+    if not path.is_file():
+        raise MediaError("source_not_found", f"no such file: {source}")
+    return copy_with_digest(path, dest)
+
+
+def _blame_master(exc: FFmpegError) -> MediaError | FFmpegError:
+    """A transcode that ffmpeg gave up on is the master's fault; one that could not start is the worker's."""
+    if exc.timed_out:
+        return MediaError("transcode_timeout", "the transcode ran past its time limit for a master of this length")
+    if exc.returncode is None:
+        return exc
+    last = next((line for line in reversed(exc.stderr_tail.splitlines()) if line.strip()), "no diagnostic")
+    return MediaError("decode_failed", f"ffmpeg could not decode or encode the master: {last.strip()[:300]}")
+
+
+def _fail(catalog: Catalog, job_id: str, asset_id: str, exc: Exception, partial: dict[str, Any]) -> JobOutcome:
+    if isinstance(exc, MediaError):
+        code, message, transient = exc.code, exc.message, False
+    elif isinstance(exc, StorageError):
+        code, message, transient = ("source_not_found" if exc.missing else "storage_error"), str(exc), not exc.missing
+    else:
+        code, message, transient = "worker_error", str(exc).splitlines()[0], True
+    log.warning("job %s for asset %s failed: %s: %s", job_id, asset_id, code, message)
+    document = _document(asset_id, job_id, "failed", {"code": code, "message": message}, partial.get("probe"))
+    catalog.fail_job(job_id, code=code, message=message, document=document)
+    return JobOutcome(job_id, document, transient=transient)
+
+
+def _document(
+    asset_id: str,
+    job_id: str,
+    status: str,
+    error: dict[str, str] | None,
+    probe: dict[str, Any] | None,
+    *,
+    hls: dict[str, Any] | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The job document of ``../shared/INTERFACE.md``. Stages that have not run yet are ``null``."""
+    return {
+        "asset_id": asset_id,
+        "job_id": job_id,
+        "status": status,
+        "error": error,
+        "probe": probe,
+        "hls": hls,
+        "features": None,
+        "quality": None,
+        "fingerprint": None,
+        "matches": [],
+        "timings_s": timings or {},
+    }
+
+
+def _asset_row(source: str, digest: str, probe: Probe, document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "source_uri": source,
+        "content_sha256": digest,
+        "kind": probe.kind,
+        "duration_s": probe.duration_s,
+        "container": probe.container[:64],
+        "title": probe.tags.get("title"),
+        "artist": probe.tags.get("artist"),
+        "hls_master": document["hls"]["master"],
+        "probe": document["probe"],
+    }
+
+
+def _rendition_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for entry in document["hls"]["renditions"]:
+        width, height = (int(v) for v in entry["resolution"].split("x")) if entry["resolution"] else (None, None)
+        rows.append({
+            "name": entry["name"], "kind": entry["kind"], "codecs": entry["codecs"],
+            "bandwidth": entry["bandwidth"], "average_bandwidth": entry["average_bandwidth"],
+            "width": width, "height": height, "frame_rate": entry["frame_rate"], "channels": entry["channels"],
+            "duration_s": entry["duration_s"], "segments": entry["segments"], "bytes": entry["bytes"],
+            "playlist_uri": entry["playlist"],
+        })
+    return rows
+
+
+def _discard(storage: Storage, bucket: str, prefix: str) -> None:
+    try:
+        storage.delete_prefix(bucket, prefix)
+    except StorageError as exc:  # the master playlist was never written, so readers see nothing either way
+        log.warning("could not remove partial output %s: %s", prefix, exc)
+
+
+__all__ = ["CatalogError", "JobOutcome", "ProgressSink", "STAGES", "run_job"]

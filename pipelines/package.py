@@ -1,0 +1,221 @@
+"""HLS packaging: measure what the encoder wrote, write the master playlist, and order the publication.
+
+The master playlist is built from measurements of the files on disk — ``BANDWIDTH`` is the peak segment bit
+rate, ``AVERAGE-BANDWIDTH`` the mean over the whole rendition, ``CODECS`` and ``RESOLUTION`` come from each
+init segment, ``FRAME-RATE`` from the samples counted in the segments — never from the encoder settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.isobmff import TrackFormat, count_samples, track_format
+from pipelines.transcode import PLAYLIST_NAME, EncodedRendition
+
+MASTER_NAME = "master.m3u8"
+AUDIO_GROUP = "aac"
+
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+}
+
+
+class PlaylistError(ValueError):
+    """A media playlist that this project's encoder should never have written."""
+
+
+@dataclass(frozen=True)
+class MediaPlaylist:
+    """The parts of an HLS media playlist packaging needs: the init segment and each segment's duration."""
+
+    init_uri: str | None
+    segments: tuple[tuple[str, float], ...]
+    ended: bool
+
+    @property
+    def duration_s(self) -> float:
+        return sum(duration for _, duration in self.segments)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasuredRendition:
+    """One rendition as it exists on disk; bit rates in bit/s, durations in seconds."""
+
+    name: str
+    kind: str
+    directory: Path
+    format: TrackFormat
+    duration_s: float
+    peak_bps: int
+    average_bps: int
+    segment_count: int
+    frame_rate: float | None
+    total_bytes: int
+
+    def to_document(self, playlist_uri: str, *, audio: MeasuredRendition | None = None) -> dict[str, object]:
+        """The rendition entry of the job document; a video entry counts its audio group in its bandwidth."""
+        bandwidth, average = self.peak_bps, self.average_bps
+        codecs = self.format.codecs
+        if audio is not None:
+            bandwidth, average = bandwidth + audio.peak_bps, average + audio.average_bps
+            codecs = f"{codecs},{audio.format.codecs}"
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "bandwidth": bandwidth,
+            "average_bandwidth": average,
+            "codecs": codecs,
+            "resolution": f"{self.format.width}x{self.format.height}" if self.kind == "video" else None,
+            "frame_rate": round(self.frame_rate, 3) if self.frame_rate else None,
+            "channels": self.format.channels,
+            "duration_s": round(self.duration_s, 3),
+            "segments": self.segment_count,
+            "bytes": self.total_bytes,
+            "playlist": playlist_uri,
+        }
+
+
+def parse_media_playlist(text: str) -> MediaPlaylist:
+    """Parse the VOD media playlist ffmpeg's hls muxer writes (``#EXTINF`` durations, ``#EXT-X-MAP``).
+
+    Raises ``PlaylistError`` when it is not an HLS playlist or a segment has no duration.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines or lines[0] != "#EXTM3U":
+        raise PlaylistError("not an HLS playlist (no #EXTM3U header)")
+    init_uri: str | None = None
+    segments: list[tuple[str, float]] = []
+    pending: float | None = None
+    for line in lines[1:]:
+        if line.startswith("#EXT-X-MAP:"):
+            init_uri = _attribute(line, "URI")
+        elif line.startswith("#EXTINF:"):
+            try:
+                pending = float(line[len("#EXTINF:") :].split(",", 1)[0])
+            except ValueError:
+                raise PlaylistError(f"bad segment duration in {line!r}") from None
+        elif not line.startswith("#"):
+            if pending is None:
+                raise PlaylistError(f"segment {line!r} has no #EXTINF")
+            segments.append((line, pending))
+            pending = None
+    return MediaPlaylist(init_uri=init_uri, segments=tuple(segments), ended="#EXT-X-ENDLIST" in lines)
+
+
+def measure_rendition(out_dir: Path, encoded: EncodedRendition) -> MeasuredRendition:
+    """Measure one rendition the transcode wrote under ``out_dir``.
+
+    Raises ``PlaylistError`` when the playlist is unfinished, empty, or names a file that is not there.
+    """
+    directory = out_dir / encoded.directory
+    playlist = parse_media_playlist((directory / PLAYLIST_NAME).read_text())
+    if not playlist.ended or not playlist.segments:
+        raise PlaylistError(f"rendition {encoded.name} has an unfinished or empty playlist")
+    if playlist.init_uri is None:
+        raise PlaylistError(f"rendition {encoded.name} has no init segment")
+    init = _read(directory, playlist.init_uri)
+    fmt = track_format(init)
+    total_bytes = len(init)
+    peak = 0.0
+    samples = 0
+    for uri, duration in playlist.segments:
+        data = _read(directory, uri)
+        total_bytes += len(data)
+        if encoded.kind == "video":
+            samples += count_samples(data)
+        if duration > 0:
+            peak = max(peak, len(data) * 8 / duration)
+    duration = playlist.duration_s
+    return MeasuredRendition(
+        name=encoded.name,
+        kind=encoded.kind,
+        directory=encoded.directory,
+        format=fmt,
+        duration_s=duration,
+        peak_bps=round(peak),
+        average_bps=round(total_bytes * 8 / duration) if duration > 0 else 0,
+        segment_count=len(playlist.segments),
+        frame_rate=samples / duration if encoded.kind == "video" and duration > 0 else None,
+        total_bytes=total_bytes,
+    )
+
+
+def build_master_playlist(renditions: list[MeasuredRendition]) -> str:
+    """The master playlist text for measured renditions.
+
+    With video, each video rendition is a variant that references one AAC group (the audio renditions) and
+    carries the group's largest bandwidth in its own; without video, each audio rendition is a variant.
+    Variants are listed from the highest bandwidth down.
+    """
+    video = sorted((r for r in renditions if r.kind == "video"), key=lambda r: r.peak_bps, reverse=True)
+    audio = sorted((r for r in renditions if r.kind == "audio"), key=lambda r: r.peak_bps, reverse=True)
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if video:
+        loudest = audio[0] if audio else None
+        for index, track in enumerate(audio):
+            lines.append(
+                f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="{track.name}",'
+                f'DEFAULT={"YES" if index == 0 else "NO"},AUTOSELECT=YES,'
+                f'CHANNELS="{track.format.channels or 2}",URI="{track.name}/{PLAYLIST_NAME}"'
+            )
+        for variant in video:
+            entry = variant.to_document("", audio=loudest)
+            attributes = [
+                f"BANDWIDTH={entry['bandwidth']}",
+                f"AVERAGE-BANDWIDTH={entry['average_bandwidth']}",
+                f'CODECS="{entry["codecs"]}"',
+                f"RESOLUTION={entry['resolution']}",
+            ]
+            if variant.frame_rate:
+                attributes.append(f"FRAME-RATE={variant.frame_rate:.3f}")
+            if loudest is not None:
+                attributes.append(f'AUDIO="{AUDIO_GROUP}"')
+            lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", f"{variant.name}/{PLAYLIST_NAME}"]
+    else:
+        for variant in audio:
+            lines += [
+                f'#EXT-X-STREAM-INF:BANDWIDTH={variant.peak_bps},AVERAGE-BANDWIDTH={variant.average_bps},'
+                f'CODECS="{variant.format.codecs}"',
+                f"{variant.name}/{PLAYLIST_NAME}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def publication_order(out_dir: Path, renditions: list[MeasuredRendition]) -> list[tuple[Path, str, str]]:
+    """Every file to publish as ``(local path, key relative to the ladder's prefix, content type)``.
+
+    Segments and init segments come first, then each rendition's playlist, and the master playlist last, so
+    that a reader who can see a playlist can also fetch everything it names.
+    """
+    media: list[tuple[Path, str, str]] = []
+    playlists: list[tuple[Path, str, str]] = []
+    for rendition in renditions:
+        directory = out_dir / rendition.directory
+        segment_type = "video/mp4" if rendition.kind == "video" else "audio/mp4"
+        for path in sorted(directory.iterdir()):
+            key = f"{rendition.directory.as_posix()}/{path.name}"
+            if path.name == PLAYLIST_NAME:
+                playlists.append((path, key, CONTENT_TYPES[".m3u8"]))
+            else:
+                media.append((path, key, CONTENT_TYPES[".m4s"] if path.suffix == ".m4s" else segment_type))
+    master = out_dir / MASTER_NAME
+    return media + playlists + [(master, MASTER_NAME, CONTENT_TYPES[".m3u8"])]
+
+
+def _attribute(line: str, name: str) -> str | None:
+    for part in line.split(":", 1)[1].split(","):
+        key, _, value = part.partition("=")
+        if key.strip() == name:
+            return value.strip().strip('"')
+    return None
+
+
+def _read(directory: Path, uri: str) -> bytes:
+    if "/" in uri or uri.startswith("."):
+        raise PlaylistError(f"playlist names a file outside its folder: {uri!r}")
+    path = directory / uri
+    if not path.is_file():
+        raise PlaylistError(f"playlist names a missing file: {uri!r}")
+    return path.read_bytes()

@@ -1,0 +1,265 @@
+"""ffprobe → :class:`Probe`, and the checks a master must pass before anything decodes it.
+
+The parser (:func:`parse_probe`) and the validator (:func:`validate`) are pure; :func:`probe_file` is the thin
+call. The master is only ever read from a local copy the job made, through the demuxers in
+``ACCEPTED_DEMUXERS``: a playlist or ``ffconcat`` script disguised as media is refused by ffmpeg before it can
+open anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pipelines.config import ACCEPTED_DEMUXERS, Limits
+from pipelines.errors import FFmpegError, MediaError
+from pipelines.runner import run
+
+MediaKind = Literal["audio", "video"]
+
+MAX_TAG_CHARS = 1000
+MAX_TAGS = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stream:
+    index: int
+    codec_type: str
+    codec_name: str
+    profile: str | None = None
+    bit_rate: int | None = None
+    duration_s: float | None = None
+    # video
+    width: int | None = None
+    height: int | None = None
+    frame_rate: float | None = None
+    pix_fmt: str | None = None
+    rotation: int = 0
+    attached_pic: bool = False
+    # audio
+    sample_rate: int | None = None
+    channels: int | None = None
+    channel_layout: str | None = None
+    language: str | None = None
+
+    @property
+    def display_size(self) -> tuple[int, int] | None:
+        """Width and height as shown, after the rotation ffmpeg applies when decoding."""
+        if self.width is None or self.height is None:
+            return None
+        if self.rotation % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+
+@dataclass(frozen=True, kw_only=True)
+class Probe:
+    """What ffprobe says about a master, reduced to what the job uses."""
+
+    kind: MediaKind
+    duration_s: float
+    container: str
+    size_bytes: int
+    bit_rate: int | None
+    streams: tuple[Stream, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def video(self) -> Stream | None:
+        """The first real video stream (cover art is not video)."""
+        return next((s for s in self.streams if s.codec_type == "video" and not s.attached_pic), None)
+
+    @property
+    def audio(self) -> Stream | None:
+        return next((s for s in self.streams if s.codec_type == "audio"), None)
+
+    @property
+    def video_bit_rate(self) -> int | None:
+        """The video stream's bit rate (bit/s), or the container's less the audio's when only that is known."""
+        video, audio = self.video, self.audio
+        if video is None:
+            return None
+        if video.bit_rate:
+            return video.bit_rate
+        if self.bit_rate:
+            return max(0, self.bit_rate - ((audio.bit_rate or 0) if audio else 0)) or None
+        return None
+
+    def to_document(self) -> dict[str, Any]:
+        """The ``probe`` part of the job document."""
+        return {
+            "kind": self.kind,
+            "duration_s": round(self.duration_s, 3),
+            "container": self.container,
+            "size_bytes": self.size_bytes,
+            "bit_rate": self.bit_rate,
+            "streams": [{k: v for k, v in asdict(s).items() if v is not None} for s in self.streams],
+            "tags": dict(self.tags),
+        }
+
+
+def build_probe_cmd(path: Path, *, ffprobe: str, limits: Limits) -> list[str]:
+    """The ffprobe argv for a local master: JSON out, accepted demuxers only, local files only."""
+    return [
+        ffprobe, "-hide_banner", "-v", "error",
+        "-protocol_whitelist", "file",
+        "-format_whitelist", ",".join(ACCEPTED_DEMUXERS),
+        "-max_pixels", str(limits.max_pixels),
+        "-show_format", "-show_streams",
+        "-of", "json",
+        str(path),
+    ]
+
+
+def probe_file(path: Path, *, ffprobe: str, limits: Limits) -> Probe:
+    """Probe and validate a local master.
+
+    Raises ``MediaError`` for an empty file, a file no accepted demuxer reads, or one that fails
+    :func:`validate`; ``FFmpegError`` only when ffprobe itself cannot run.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError("empty_file", "the master is an empty file (0 bytes)")
+    cmd = build_probe_cmd(path, ffprobe=ffprobe, limits=limits)
+    try:
+        completed = run(cmd, timeout_s=limits.probe_timeout_s)
+    except FFmpegError as exc:
+        if exc.timed_out:
+            raise MediaError("probe_timeout", f"reading the master took longer than {limits.probe_timeout_s:g} s") from exc
+        if exc.returncode is None:
+            raise  # ffprobe could not start: the worker is broken, not the master
+        raise MediaError("not_media", f"the master is not a media file ffmpeg accepts ({_reason(exc.stderr_tail)})") from exc
+    probe = parse_probe(completed.stdout.decode("utf-8", "replace"), size_bytes=size)
+    validate(probe, limits)
+    return probe
+
+
+def parse_probe(text: str, *, size_bytes: int) -> Probe:
+    """Parse ``ffprobe -show_format -show_streams -of json`` output into a :class:`Probe`.
+
+    Raises ``MediaError`` (``no_media_streams``, ``not_media``) when the output describes nothing playable.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MediaError("not_media", "ffprobe did not describe the master") from exc
+    fmt = data.get("format") or {}
+    if not fmt:
+        raise MediaError("not_media", "ffprobe found no container in the master")
+    streams = tuple(_parse_stream(s) for s in data.get("streams") or [] if s.get("codec_type") in {"audio", "video"})
+    has_video = any(s.codec_type == "video" and not s.attached_pic for s in streams)
+    has_audio = any(s.codec_type == "audio" for s in streams)
+    if not has_video and not has_audio:
+        raise MediaError("no_media_streams", "the master has no audio or video stream")
+    durations = [_float(fmt.get("duration"))] + [s.duration_s for s in streams]
+    duration = max((d for d in durations if d), default=0.0)
+    tags = _merge_tags(fmt.get("tags"), *(s.get("tags") for s in data.get("streams") or []))
+    return Probe(
+        kind="video" if has_video else "audio",
+        duration_s=duration,
+        container=str(fmt.get("format_name", "unknown")),
+        size_bytes=size_bytes,
+        bit_rate=_int(fmt.get("bit_rate")),
+        streams=streams,
+        tags=tags,
+    )
+
+
+def validate(probe: Probe, limits: Limits) -> None:
+    """Raise ``MediaError`` when the master is past a configured limit or has no usable duration."""
+    if probe.duration_s <= 0:
+        raise MediaError("no_duration", "the master has no measurable duration")
+    if probe.duration_s > limits.max_duration_s:
+        raise MediaError(
+            "duration_too_long",
+            f"the master lasts {probe.duration_s:.0f} s, more than the limit of {limits.max_duration_s:.0f} s",
+        )
+    if len(probe.streams) > limits.max_streams:
+        raise MediaError("too_many_streams", f"the master has {len(probe.streams)} streams, more than {limits.max_streams}")
+    video = probe.video
+    if video is not None:
+        size = video.display_size
+        if size is None or size[0] <= 0 or size[1] <= 0:
+            raise MediaError("no_resolution", "the video stream has no frame size")
+        if size[0] > limits.max_width or size[1] > limits.max_height:
+            raise MediaError(
+                "resolution_too_large",
+                f"the video is {size[0]}x{size[1]}, larger than the limit of {limits.max_width}x{limits.max_height}",
+            )
+
+
+def _parse_stream(raw: dict[str, Any]) -> Stream:
+    tags = raw.get("tags") or {}
+    return Stream(
+        index=int(raw.get("index", 0)),
+        codec_type=str(raw["codec_type"]),
+        codec_name=str(raw.get("codec_name", "unknown")),
+        profile=raw.get("profile"),
+        bit_rate=_int(raw.get("bit_rate")),
+        duration_s=_float(raw.get("duration")),
+        width=_int(raw.get("width")),
+        height=_int(raw.get("height")),
+        frame_rate=_rate(raw.get("avg_frame_rate")) or _rate(raw.get("r_frame_rate")),
+        pix_fmt=raw.get("pix_fmt"),
+        rotation=_rotation(raw),
+        attached_pic=bool((raw.get("disposition") or {}).get("attached_pic")),
+        sample_rate=_int(raw.get("sample_rate")),
+        channels=_int(raw.get("channels")),
+        channel_layout=raw.get("channel_layout"),
+        language=_clean_tag(tags.get("language")) if tags.get("language") not in (None, "und") else None,
+    )
+
+
+def _rotation(raw: dict[str, Any]) -> int:
+    for side in raw.get("side_data_list") or []:
+        if "rotation" in side:
+            return int(_float(side["rotation"]) or 0) % 360
+    return int(_float((raw.get("tags") or {}).get("rotate")) or 0) % 360
+
+
+def _merge_tags(*sources: Any) -> dict[str, str]:
+    """Container tags first, then stream tags (Ogg and FLAC keep theirs on the stream), keys lower-cased."""
+    merged: dict[str, str] = {}
+    for source in sources:
+        if not isinstance(source, dict):
+            continue
+        for key, value in source.items():
+            name = _clean_tag(key, limit=64).lower()
+            if name and name not in merged and len(merged) < MAX_TAGS and name not in {"encoder", "handler_name", "vendor_id"}:
+                merged[name] = _clean_tag(value)
+    return merged
+
+
+def _clean_tag(value: Any, *, limit: int = MAX_TAG_CHARS) -> str:
+    """A tag as printable text: control characters dropped, at most ``limit`` characters."""
+    text = str(value)
+    return "".join(ch for ch in text if ch.isprintable() or ch == " ")[:limit].strip()
+
+
+def _reason(stderr_tail: str) -> str:
+    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
+    return lines[-1][-200:] if lines else "no diagnostic"
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return int(number) if number is not None else None
+
+
+def _rate(value: Any) -> float | None:
+    try:
+        rate = Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return float(rate) if rate > 0 else None

@@ -1,0 +1,172 @@
+"""The one place that runs subprocesses.
+
+Every external program (ffmpeg, ffprobe, later fpcalc) runs through :func:`run`: an argv list, standard
+input closed, its own session and process group, a wall-clock limit, ffmpeg's ``-progress pipe:1`` parsed as
+it arrives, and the whole process group killed when the call ends for any reason — so an ffmpeg that hangs on
+a crafted file, or whose task is cancelled, never outlives the call.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+import logging
+import os
+import selectors
+import shlex
+import signal
+import subprocess
+import time
+
+from pipelines.errors import FFmpegError
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One ``-progress`` block from ffmpeg: how far the output has got, in seconds of media."""
+
+    out_time_s: float
+    speed: float | None
+    done: bool
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class Completed:
+    stdout: bytes
+    stderr_tail: str
+    elapsed_s: float
+
+
+def parse_progress_block(lines: Sequence[str]) -> Progress | None:
+    """Turn one block of ``key=value`` lines ending in ``progress=…`` into a :class:`Progress`.
+
+    ffmpeg reports ``out_time_us`` (microseconds; older builds call it ``out_time_ms`` with the same unit) and
+    ``N/A`` before the first packet; such blocks give ``out_time_s = 0``. Returns ``None`` for a block without a
+    ``progress`` line.
+    """
+    fields = dict(line.split("=", 1) for line in lines if "=" in line)
+    if "progress" not in fields:
+        return None
+    raw_us = fields.get("out_time_us") or fields.get("out_time_ms") or ""
+    try:
+        out_time_s = max(0.0, int(raw_us) / 1e6)
+    except ValueError:
+        out_time_s = 0.0
+    speed_text = fields.get("speed", "").strip().rstrip("x")
+    try:
+        speed: float | None = float(speed_text)
+    except ValueError:
+        speed = None
+    return Progress(out_time_s=out_time_s, speed=speed, done=fields["progress"].strip() == "end")
+
+
+def run(
+    cmd: Sequence[str],
+    *,
+    timeout_s: float,
+    on_progress: ProgressCallback | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Completed:
+    """Run ``cmd`` to completion within ``timeout_s`` seconds of wall-clock time.
+
+    With ``on_progress``, standard output is read as ffmpeg ``-progress pipe:1`` blocks and each block is
+    passed on as it arrives; without it, standard output is collected and returned (ffprobe's JSON).
+
+    Raises ``FFmpegError`` if the program cannot start, exits non-zero or runs past ``timeout_s``; in every
+    case the process group is gone when this returns.
+    """
+    argv = [str(part) for part in cmd]
+    log.debug("running %s", shlex.join(argv))
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        raise FFmpegError(argv, None, f"cannot start {argv[0]}: {exc}") from exc
+
+    stdout_chunks: list[bytes] = []
+    stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    progress_lines: list[str] = []
+    partial = {"out": b"", "err": b""}
+    timed_out = False
+
+    def consume(name: str, data: bytes) -> None:
+        buffered = partial[name] + data
+        *complete, partial[name] = buffered.split(b"\n")
+        for raw in complete:
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if name == "err":
+                stderr_tail.append(line)
+            else:
+                progress_lines.append(line)
+                if line.startswith("progress="):
+                    block = parse_progress_block(progress_lines)
+                    progress_lines.clear()
+                    if block is not None and on_progress is not None:
+                        on_progress(block)
+
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ, "out")
+            selector.register(proc.stderr, selectors.EVENT_READ, "err")
+            open_streams = 2
+            while open_streams:
+                remaining = timeout_s - (time.monotonic() - started)
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                for key, _ in selector.select(timeout=min(remaining, 1.0)):
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        selector.unregister(key.fileobj)
+                        open_streams -= 1
+                    elif key.data == "out" and on_progress is None:
+                        stdout_chunks.append(data)
+                    else:
+                        consume(key.data, data)
+        if not timed_out:
+            try:
+                proc.wait(timeout=max(0.1, timeout_s - (time.monotonic() - started)))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+    finally:
+        _kill_group(proc)
+        proc.stdout and proc.stdout.close()
+        proc.stderr and proc.stderr.close()
+
+    if partial["err"]:
+        stderr_tail.append(partial["err"].decode("utf-8", "replace"))
+    tail = "\n".join(stderr_tail)
+    if timed_out:
+        raise FFmpegError(argv, None, tail, timed_out=True)
+    if proc.returncode != 0:
+        raise FFmpegError(argv, proc.returncode, tail)
+    return Completed(stdout=b"".join(stdout_chunks), stderr_tail=tail, elapsed_s=time.monotonic() - started)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kill the process group led by ``proc`` (ffmpeg and anything it spawned) and reap the leader."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a SIGKILLed process that will not die
+        log.error("process %d did not exit after SIGKILL", proc.pid)

@@ -1,0 +1,132 @@
+"""Object storage behind one small Protocol: a local folder for the embedded default, S3 (MinIO) in production.
+
+Object keys are validated before any backend sees them (no ``..`` segment, no absolute path, no control or NUL
+character, at most 1,024 bytes) and are never joined onto a local path unchecked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import hashlib
+import os
+from pathlib import Path
+import shutil
+import tempfile
+from typing import Protocol
+
+from pipelines.errors import StorageError
+
+MAX_KEY_BYTES = 1024
+_COPY_CHUNK = 1 << 20
+
+
+class InvalidKeyError(StorageError):
+    """An object key (or bucket name) that could escape its bucket or confuse a reader."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_s3_uri(uri: str) -> ObjectRef:
+    """``s3://bucket/key`` → :class:`ObjectRef`, with the key validated. Raises ``InvalidKeyError``."""
+    if not uri.startswith("s3://"):
+        raise InvalidKeyError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    return ObjectRef(validate_bucket(bucket), validate_key(key))
+
+
+def validate_bucket(bucket: str) -> str:
+    if not (3 <= len(bucket) <= 63) or not all(c.islower() or c.isdigit() or c in "-." for c in bucket):
+        raise InvalidKeyError(f"invalid bucket name {bucket!r}")
+    return bucket
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if it is a safe object key; raise ``InvalidKeyError`` otherwise."""
+    if not key:
+        raise InvalidKeyError("empty object key")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise InvalidKeyError(f"object key longer than {MAX_KEY_BYTES} bytes")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in key):
+        raise InvalidKeyError(f"object key contains a control character: {key!r}")
+    if key.startswith("/") or "\\" in key:
+        raise InvalidKeyError(f"object key must be relative and use '/': {key!r}")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidKeyError(f"object key has an empty, '.' or '..' segment: {key!r}")
+    return key
+
+
+class Storage(Protocol):
+    """What the job needs from an object store. Every method raises ``StorageError`` on failure."""
+
+    def fetch(self, ref: ObjectRef, dest: Path) -> str:
+        """Copy the object to the local file ``dest``; return the SHA-256 of its bytes (hex)."""
+        ...
+
+    def put_file(self, path: Path, ref: ObjectRef, *, content_type: str) -> None: ...
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under ``prefix``; return how many were deleted."""
+        ...
+
+    def uri(self, ref: ObjectRef) -> str:
+        """Where a client finds the object: a local path for the embedded store, ``s3://…`` otherwise."""
+        ...
+
+
+class LocalStorage:
+    """Buckets as folders under ``root``; writes are atomic (temporary file, then rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, ref: ObjectRef) -> Path:
+        return self.root / validate_bucket(ref.bucket) / validate_key(ref.key)
+
+    def fetch(self, ref: ObjectRef, dest: Path) -> str:
+        source = self._path(ref)
+        try:
+            return copy_with_digest(source, dest)
+        except FileNotFoundError:
+            raise StorageError(f"no object {ref.uri}", missing=True) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {ref.uri}: {exc}") from exc
+
+    def put_file(self, path: Path, ref: ObjectRef, *, content_type: str) -> None:
+        target = self._path(ref)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            os.close(fd)
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise StorageError(f"cannot write {ref.uri}: {exc}") from exc
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        base = self.root / validate_bucket(bucket) / validate_key(prefix.rstrip("/"))
+        if not base.exists():
+            return 0
+        count = sum(1 for p in base.rglob("*") if p.is_file())
+        shutil.rmtree(base)
+        return count
+
+    def uri(self, ref: ObjectRef) -> str:
+        return str(self._path(ref))
+
+
+def copy_with_digest(source: Path, dest: Path) -> str:
+    """Copy ``source`` to ``dest`` in chunks and return the SHA-256 of what was copied."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as reader, open(dest, "wb") as writer:
+        while chunk := reader.read(_COPY_CHUNK):
+            digest.update(chunk)
+            writer.write(chunk)
+    return digest.hexdigest()

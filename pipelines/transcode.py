@@ -1,0 +1,181 @@
+"""One ffmpeg process that decodes the master once and encodes every rung of the ladder into HLS.
+
+The filter graph is built with ffmpeg-python and compiled to an argv list that :mod:`pipelines.runner` runs
+(ffmpeg-python's own ``.run()`` has no timeout). Video is decoded once and ``split`` into one scaler per rung;
+audio likewise through ``asplit``. Every video rung uses the same fixed GOP with keyframes forced at each
+segment boundary and scene-cut keyframes off, so all rungs cut their segments at the same timestamps and a
+player can switch between them at any boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+import shlex
+import logging
+
+import ffmpeg
+
+from pipelines.config import ACCEPTED_DEMUXERS, EncoderSettings, Limits
+from pipelines.ladder import AudioRung, Ladder, VideoRung
+from pipelines.probe import Probe
+from pipelines.runner import Progress, run
+
+log = logging.getLogger(__name__)
+
+PLAYLIST_NAME = "index.m3u8"
+INIT_NAME = "init.mp4"
+SEGMENT_PATTERN = "segment_%05d.m4s"
+
+
+@dataclass(frozen=True)
+class EncodedRendition:
+    """Where one rung's playlist landed, relative to the transcode's output folder."""
+
+    name: str
+    kind: str  # "video" | "audio"
+    directory: Path
+
+
+def hls_output_args(*, segment_s: float, directory: str, independent: bool) -> dict[str, str | float]:
+    """ffmpeg's hls muxer set up for VOD fMP4 (CMAF) segments in ``directory``."""
+    args: dict[str, str | float] = {
+        "f": "hls",
+        "hls_time": segment_s,
+        "hls_playlist_type": "vod",
+        "hls_segment_type": "fmp4",
+        "hls_fmp4_init_filename": INIT_NAME,
+        "hls_segment_filename": f"{directory}/{SEGMENT_PATTERN}",
+        "map_metadata": -1,
+    }
+    if independent:
+        args["hls_flags"] = "independent_segments"
+    return args
+
+
+def video_encoder_args(rung: VideoRung, *, frame_rate: float, encoder: EncoderSettings) -> dict[str, str | int]:
+    """libx264 options for one rung: VBV-capped bit rate, a fixed GOP of one segment, no scene-cut keyframes."""
+    gop = max(1, round(frame_rate * encoder.segment_s))
+    return {
+        "c:v": "libx264",
+        "preset": encoder.x264_preset,
+        "profile:v": rung.profile,
+        "pix_fmt": "yuv420p",
+        "b:v": f"{rung.bitrate_kbps}k",
+        "maxrate": f"{rung.maxrate_kbps}k",
+        "bufsize": f"{rung.bufsize_kbit}k",
+        "g": gop,
+        "keyint_min": gop,
+        "sc_threshold": 0,
+        "force_key_frames": f"expr:gte(t,n_forced*{encoder.segment_s:g})",
+        "threads": encoder.threads,
+    }
+
+
+def audio_encoder_args(rung: AudioRung) -> dict[str, str | int]:
+    return {"c:a": "aac", "b:a": f"{rung.bitrate_kbps}k", "ac": rung.channels, "ar": rung.sample_rate}
+
+
+def build_transcode_cmd(
+    source: Path,
+    probe: Probe,
+    ladder: Ladder,
+    *,
+    encoder: EncoderSettings,
+    limits: Limits,
+    ffmpeg_bin: str = "ffmpeg",
+) -> tuple[list[str], list[EncodedRendition]]:
+    """The single ffmpeg argv that writes every rung of ``ladder`` as HLS under the working directory.
+
+    Output paths are relative (``<rung name>/index.m3u8``); run the command with the output folder as its
+    working directory. ``source`` should be absolute.
+    """
+    inp = ffmpeg.input(
+        str(source),
+        protocol_whitelist="file",
+        format_whitelist=",".join(ACCEPTED_DEMUXERS),
+        max_pixels=limits.max_pixels,
+    )
+    outputs = []
+    renditions: list[EncodedRendition] = []
+
+    video = probe.video
+    if ladder.video:
+        assert video is not None and ladder.frame_rate is not None
+        decoded = inp[str(video.index)]
+        if video.frame_rate is None or video.frame_rate > ladder.frame_rate + 0.01:
+            decoded = decoded.filter("fps", fps=f"{ladder.frame_rate:g}")
+        branches = _split(decoded, "split", len(ladder.video))
+        for rung, branch in zip(ladder.video, branches):
+            scaled = branch.filter("scale", rung.width, rung.height).filter("setsar", 1).filter("format", "yuv420p")
+            outputs.append(
+                ffmpeg.output(
+                    scaled,
+                    f"{rung.name}/{PLAYLIST_NAME}",
+                    **video_encoder_args(rung, frame_rate=ladder.frame_rate, encoder=encoder),
+                    **hls_output_args(segment_s=encoder.segment_s, directory=rung.name, independent=True),
+                )
+            )
+            renditions.append(EncodedRendition(rung.name, "video", Path(rung.name)))
+
+    audio = probe.audio
+    if ladder.audio:
+        assert audio is not None
+        branches = _split(inp[str(audio.index)], "asplit", len(ladder.audio))
+        for rung, branch in zip(ladder.audio, branches):
+            outputs.append(
+                ffmpeg.output(
+                    branch,
+                    f"{rung.name}/{PLAYLIST_NAME}",
+                    **audio_encoder_args(rung),
+                    **hls_output_args(segment_s=encoder.segment_s, directory=rung.name, independent=False),
+                )
+            )
+            renditions.append(EncodedRendition(rung.name, "audio", Path(rung.name)))
+
+    cmd = (
+        ffmpeg.merge_outputs(*outputs)
+        .global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning", "-progress", "pipe:1")
+        .compile(cmd=ffmpeg_bin, overwrite_output=True)
+    )
+    return list(cmd), renditions
+
+
+def transcode(
+    source: Path,
+    probe: Probe,
+    ladder: Ladder,
+    out_dir: Path,
+    *,
+    encoder: EncoderSettings,
+    limits: Limits,
+    ffmpeg_bin: str = "ffmpeg",
+    on_fraction: Callable[[float], None] | None = None,
+) -> list[EncodedRendition]:
+    """Encode the whole ladder into ``out_dir`` in one ffmpeg run.
+
+    ``on_fraction`` receives the fraction (0..1) of the master encoded so far. Raises ``FFmpegError`` when
+    ffmpeg fails or runs past the limit for a master of this duration.
+    """
+    cmd, renditions = build_transcode_cmd(
+        source.resolve(), probe, ladder, encoder=encoder, limits=limits, ffmpeg_bin=ffmpeg_bin
+    )
+    for rendition in renditions:
+        (out_dir / rendition.directory).mkdir(parents=True, exist_ok=True)
+    log.info("transcoding %d renditions: %s", len(renditions), shlex.join(cmd))
+
+    def forward(progress: Progress) -> None:
+        if on_fraction is not None:
+            on_fraction(1.0 if progress.done else min(1.0, progress.out_time_s / probe.duration_s))
+
+    run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_progress=forward, cwd=out_dir)
+    return renditions
+
+
+def _split(stream: ffmpeg.nodes.Stream, filter_name: str, count: int) -> list[ffmpeg.nodes.Stream]:
+    """``count`` branches of one decoded stream; a lone branch needs no split filter."""
+    if count == 1:
+        return [stream]
+    node = stream.filter_multi_output(filter_name, count)
+    return [node[i] for i in range(count)]

@@ -1,0 +1,157 @@
+"""The ``mediaworker`` command line (see ``../shared/INTERFACE.md`` for the promises it keeps).
+
+Exit codes: 0 the job succeeded, 2 the master was rejected or a stage failed (the document still printed),
+1 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+import json
+import logging
+import sys
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from pipelines.catalog import Catalog, Job
+from pipelines.config import Settings
+from pipelines.errors import CatalogError, ConfigError
+from workers.runtime import open_storage
+
+EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 2
+
+
+class ProgressView:
+    """Human progress on stderr: a bar with percent and time left on a terminal, one line per stage elsewhere."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self.stage: str | None = None
+        self.bar: tqdm[Any] | None = None
+
+    def __call__(self, stage: str, percent: float) -> None:
+        if stage != self.stage:
+            self.stage = stage
+            if self.interactive:
+                if self.bar is None:
+                    self.bar = tqdm(total=100.0, file=self.stream, unit="%", dynamic_ncols=True,
+                                    bar_format="{desc:>10} {percentage:5.1f}%|{bar}| {elapsed}<{remaining}")
+                self.bar.set_description_str(stage)
+            else:
+                print(f"[{percent:5.1f}%] {stage}", file=self.stream, flush=True)
+        if self.bar is not None:
+            self.bar.update(max(0.0, percent - self.bar.n))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        settings = Settings.from_env()
+        return int(args.handler(settings, args))
+    except (ConfigError, ValueError) as exc:
+        print(f"mediaworker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CatalogError as exc:
+        print(f"mediaworker: the catalog is unavailable: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mediaworker", description="Media processing and fingerprinting worker.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail (commands run) to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    process = commands.add_parser("process", help="run the whole job for one master in this process")
+    process.add_argument("source", help="a local path or s3://bucket/key")
+    process.add_argument("--asset-id", help="catalog id of the asset (default: derived from the content)")
+    process.add_argument("--json", action="store_true", help="print the job document as JSON on stdout")
+    process.set_defaults(handler=_process)
+
+    status = commands.add_parser("status", help="a job's or an asset's state, progress and results")
+    status.add_argument("id", help="a job id or an asset id")
+    status.add_argument("--json", action="store_true", help="print the job document as JSON on stdout")
+    status.set_defaults(handler=_status)
+    return parser
+
+
+def _process(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.job import run_job  # the heavy imports (ffmpeg-python) only for commands that need them
+
+    catalog = Catalog.open(settings.catalog_url)
+    view = ProgressView(sys.stderr)
+    try:
+        outcome = run_job(
+            settings, source=args.source, catalog=catalog, storage=open_storage(settings),
+            asset_id=args.asset_id, on_progress=view,
+        )
+    finally:
+        view.close()
+        catalog.dispose()
+    _print_document(outcome.document, as_json=args.json)
+    return EXIT_OK if outcome.succeeded else EXIT_FAILED
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    catalog = Catalog.open(settings.catalog_url)
+    try:
+        job = catalog.get_job(args.id) or catalog.latest_job_for_asset(args.id)
+    finally:
+        catalog.dispose()
+    if job is None:
+        print(f"mediaworker: no job or asset {args.id!r} in the catalog", file=sys.stderr)
+        return EXIT_USAGE
+    document = job.document or _running_document(job)
+    _print_document(document, as_json=args.json)
+    return EXIT_FAILED if job.status == "failed" else EXIT_OK
+
+
+def _running_document(job: Job) -> dict[str, Any]:
+    """What ``status`` shows for a job that has not finished: its state and progress so far."""
+    return {
+        "asset_id": job.asset_id, "job_id": job.id, "status": job.status, "stage": job.stage,
+        "percent": job.percent, "error": None, "probe": None, "hls": None,
+        "features": None, "quality": None, "fingerprint": None, "matches": [],
+    }
+
+
+def _print_document(document: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    out = sys.stdout
+    print(f"asset {document['asset_id']}  job {document.get('job_id')}  {document['status']}", file=out)
+    if document.get("stage") and document["status"] not in ("succeeded", "failed"):
+        print(f"  {document['stage']} {document.get('percent', 0):.1f}%", file=out)
+    if document.get("error"):
+        print(f"  error {document['error']['code']}: {document['error']['message']}", file=out)
+    probe = document.get("probe")
+    if probe:
+        print(f"  {probe['kind']} master, {probe['duration_s']:.1f} s, {probe['container']}", file=out)
+    hls = document.get("hls")
+    if hls:
+        print(f"  master playlist: {hls['master']}", file=out)
+        for rendition in hls["renditions"]:
+            print(
+                f"    {rendition['name']:>10}  {rendition['bandwidth'] / 1000:8.0f} kbit/s peak"
+                f"  {rendition['average_bandwidth'] / 1000:8.0f} avg  {rendition['codecs']}"
+                f"  {rendition['resolution'] or ''}",
+                file=out,
+            )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
