@@ -22,7 +22,13 @@ from pipelines.catalog import Catalog, validate_asset_id
 from pipelines.config import Settings
 from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError
 from pipelines.ladder import LadderPolicy, select_ladder
-from pipelines.package import MASTER_NAME, build_master_playlist, measure_rendition, publication_order
+from pipelines.package import (
+    MASTER_NAME,
+    MeasuredRendition,
+    build_master_playlist,
+    measure_rendition,
+    publication_order,
+)
 from pipelines.probe import Probe, probe_file
 from pipelines.storage import ObjectRef, Storage, copy_with_digest, parse_s3_uri
 from pipelines.transcode import transcode
@@ -159,6 +165,7 @@ def _process(
 
     with tracker.stage("package"):
         measured = [measure_rendition(out_dir, rendition) for rendition in encoded]
+        _check_complete(probe, measured)
         (out_dir / MASTER_NAME).write_text(build_master_playlist(measured))
 
     prefix = f"hls/{asset_id}/{digest[:16]}-{ladder.digest()}"
@@ -185,6 +192,18 @@ def _process(
         hls={"master": uri(MASTER_NAME), "prefix": prefix, "renditions": renditions},
         timings=tracker.timings,
     )
+
+
+def _check_complete(probe: Probe, measured: list[MeasuredRendition]) -> None:
+    """Raise ``MediaError`` when the encoder stopped early: ffmpeg treats a truncated master as a short one."""
+    tolerance = max(1.0, 0.05 * probe.duration_s)
+    for rendition in measured:
+        if rendition.duration_s < probe.duration_s - tolerance:
+            raise MediaError(
+                "truncated_master",
+                f"the master claims {probe.duration_s:.1f} s but only {rendition.duration_s:.1f} s of it could be "
+                f"decoded ({rendition.name}); the file is probably cut short",
+            )
 
 
 def _fetch(source: str, dest: Path, storage: Storage) -> str:

@@ -6,10 +6,9 @@ and a 96 kbps Vorbis master no 256 kbps AAC rung.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import hashlib
 import json
-from dataclasses import asdict
 from typing import Literal
 
 from pipelines.probe import Probe
@@ -65,6 +64,8 @@ class LadderPolicy:
     maxrate_factor: float = 1.1
     bufsize_factor: float = 2.0
     main_profile_below_lines: int = 540
+    native_rung_margin: float = 0.15
+    """How far above its top policy rung a master may be for that rung to take the master's own size instead."""
     music_audio_kbps: tuple[int, ...] = (256, 128, 64)
     speech_audio_kbps: tuple[int, ...] = (96, 64, 32)
     video_audio_kbps: int = 128
@@ -75,9 +76,9 @@ class LadderPolicy:
 def select_ladder(probe: Probe, policy: LadderPolicy, *, content_class: ContentClass | None = None) -> Ladder:
     """Choose the ladder for ``probe``.
 
-    Video masters get every policy rung at or below the master's short side (or one rung at the master's own
-    size when it is smaller than them all), each capped at the master's video bit rate, plus one AAC rendition
-    group. Audio masters get a stereo ladder, or a mono one with lower rungs when the master is mono or the
+    Video masters get every policy rung at or below the master's short side, with the top rung at the master's
+    own size when it falls between two policy rungs, each capped at the master's video bit rate, plus one AAC
+    rendition group. Audio masters get a stereo ladder, or a mono one with lower rungs when the master is mono or the
     content class is speech.
     """
     audio = probe.audio
@@ -107,9 +108,13 @@ def select_ladder(probe: Probe, policy: LadderPolicy, *, content_class: ContentC
 def _video_rungs(width: int, height: int, cap_kbps: int | None, policy: LadderPolicy) -> tuple[VideoRung, ...]:
     short, long_ = min(width, height), max(width, height)
     chosen = [(lines, kbps) for lines, kbps in policy.video_rungs if lines <= short]
-    if not chosen:
-        smallest_lines, smallest_kbps = policy.video_rungs[-1]
-        chosen = [(short, max(100, smallest_kbps * short * short // (smallest_lines * smallest_lines)))]
+    # No master loses resolution: one just above its top policy rung takes that rung's place at its own size;
+    # one well above it (or below every rung) gets an extra top rung, its bit rate scaled by area.
+    if chosen and chosen[0][0] < short <= chosen[0][0] * (1 + policy.native_rung_margin):
+        chosen[0] = (short, chosen[0][1])
+    elif not chosen or short > chosen[0][0]:
+        nearest_lines, nearest_kbps = chosen[0] if chosen else policy.video_rungs[-1]
+        chosen.insert(0, (short, round(nearest_kbps * (short / nearest_lines) ** 2)))
     rungs: list[VideoRung] = []
     for lines, nominal_kbps in chosen:
         kbps = min(nominal_kbps, cap_kbps) if cap_kbps else nominal_kbps

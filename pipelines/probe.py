@@ -131,7 +131,8 @@ def probe_file(path: Path, *, ffprobe: str, limits: Limits) -> Probe:
             raise MediaError("probe_timeout", f"reading the master took longer than {limits.probe_timeout_s:g} s") from exc
         if exc.returncode is None:
             raise  # ffprobe could not start: the worker is broken, not the master
-        raise MediaError("not_media", f"the master is not a media file ffmpeg accepts ({_reason(exc.stderr_tail)})") from exc
+        reason = _reason(exc.stderr_tail).replace(str(path), "master")
+        raise MediaError("not_media", f"the master is not a media file ffmpeg accepts ({reason})") from exc
     probe = parse_probe(completed.stdout.decode("utf-8", "replace"), size_bytes=size)
     validate(probe, limits)
     return probe

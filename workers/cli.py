@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import json
 import logging
 import sys
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
@@ -69,8 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """Usage errors exit 1, as the interface promises (argparse's own default is 2, our "job failed")."""
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mediaworker", description="Media processing and fingerprinting worker.")
+    parser = _Parser(prog="mediaworker", description="Media processing and fingerprinting worker.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail (commands run) to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -90,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
 def _process(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.job import run_job  # the heavy imports (ffmpeg-python) only for commands that need them
 
+    if not args.source.startswith("s3://") and not Path(args.source).is_file():
+        print(f"mediaworker: no such file: {args.source}", file=sys.stderr)
+        return EXIT_USAGE
     catalog = Catalog.open(settings.catalog_url)
     view = ProgressView(sys.stderr)
     try:

@@ -1,0 +1,91 @@
+"""Shared fixtures: masters generated with ffmpeg's lavfi sources, and the real ``mediaworker`` command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "media_fixtures"
+DATA = Path(__file__).resolve().parent / "data"
+MEDIAWORKER = str(Path(sys.executable).with_name("mediaworker"))
+
+
+def make_media(path: Path, *args: str) -> Path:
+    """Run ``ffmpeg -y [args] path`` (quietly) and return ``path``."""
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args, str(path)], check=True)
+    return path
+
+
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def document(self) -> dict[str, Any]:
+        return json.loads(self.stdout)  # type: ignore[no-any-return]
+
+
+CliRunner = Callable[..., CliResult]
+
+
+@pytest.fixture(scope="session")
+def masters(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Small synthetic masters, made once per session."""
+    folder = tmp_path_factory.mktemp("masters")
+    return {
+        # 960x540 → a 540p/360p/234p ladder and one stereo AAC rendition; 13 s gives 3 segments of ≤ 6 s.
+        "video": make_media(
+            folder / "video.mp4",
+            "-f", "lavfi", "-i", "testsrc2=size=960x540:rate=25:duration=13",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=13",
+            "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20", "-c:a", "aac", "-shortest",
+        ),
+        "audio": make_media(
+            folder / "tone.flac",
+            "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=44100:duration=10", "-ac", "2",
+            "-metadata", "title=Test tone", "-metadata", "artist=Lavfi",
+        ),
+    }
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty ``MEDIAWORKER_HOME`` for one test."""
+    return tmp_path / "mediaworker-home"
+
+
+@pytest.fixture
+def cli(home: Path) -> CliRunner:
+    """Run the installed ``mediaworker`` console script as a real process against ``home``."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> CliResult:
+        full_env = {**os.environ, "MEDIAWORKER_HOME": str(home), **(env or {})}
+        proc = subprocess.run(
+            [MEDIAWORKER, *args], capture_output=True, text=True, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def ffprobe_json(path: Path | str, *args: str) -> dict[str, Any]:
+    """ffprobe's JSON for ``path`` (an independent check of what the project wrote)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", *args, str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def files_under(root: Path) -> Sequence[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []

@@ -1,0 +1,181 @@
+"""The whole job through the real ``mediaworker`` command, its output checked with independent tools.
+
+``m3u8`` parses every playlist, ffprobe reads every rendition back, and the files on disk are the reference for
+the bit rates the master playlist declares.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import sqlite3
+import subprocess
+from typing import Any
+
+import m3u8
+import pytest
+
+from tests.conftest import FIXTURES, MEDIAWORKER, CliResult, CliRunner, ffprobe_json
+
+
+def _process(home: Path, source: Path, *extra: str) -> CliResult:
+    proc = subprocess.run(
+        [MEDIAWORKER, "process", str(source), "--json", *extra],
+        capture_output=True, text=True, env={**os.environ, "MEDIAWORKER_HOME": str(home)},
+        stdin=subprocess.DEVNULL, timeout=600,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def video_job(masters: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    home = tmp_path_factory.mktemp("video-home")
+    result = _process(home, masters["video"], "--asset-id", "video-1")
+    assert result.returncode == 0, result.stderr
+    return home, result.document
+
+
+def _segments(playlist_path: Path) -> list[Path]:
+    playlist = m3u8.load(str(playlist_path))
+    return [playlist_path.parent / segment.uri for segment in playlist.segments]
+
+
+def _first_packet(init: Path, segment: Path, tmp: Path) -> dict[str, Any]:
+    joined = tmp / f"{segment.parent.name}-{segment.name}.mp4"
+    joined.write_bytes(init.read_bytes() + segment.read_bytes())
+    packets = ffprobe_json(joined, "-select_streams", "v:0", "-show_packets", "-read_intervals", "%+#1")["packets"]
+    return packets[0]  # type: ignore[no-any-return]
+
+
+def test_video_job_document_and_master_playlist(video_job: tuple[Path, dict[str, Any]]) -> None:
+    """The ladder never upscales, every rung is listed with exact codecs, and the playlists parse."""
+    _, doc = video_job
+    assert doc["status"] == "succeeded" and doc["error"] is None
+    assert doc["probe"]["kind"] == "video" and abs(doc["probe"]["duration_s"] - 13) < 0.2
+    master = m3u8.load(doc["hls"]["master"])
+    assert master.is_variant
+    resolutions = sorted((p.stream_info.resolution for p in master.playlists), reverse=True)
+    assert resolutions == [(960, 540), (640, 360), (416, 234)]
+    for variant in master.playlists:
+        video_codec, audio_codec = variant.stream_info.codecs.split(",")
+        assert video_codec.startswith(("avc1.64", "avc1.4d")), variant.stream_info.codecs
+        assert audio_codec == "mp4a.40.2"
+        assert variant.stream_info.frame_rate == pytest.approx(25, abs=0.01)
+        assert variant.stream_info.average_bandwidth <= variant.stream_info.bandwidth
+    [audio] = master.media
+    assert audio.type == "AUDIO" and audio.group_id == "aac" and audio.channels == "2"
+    assert all(p.stream_info.audio == "aac" for p in master.playlists)
+
+
+def test_renditions_match_what_ffprobe_reads(video_job: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    """Each rendition lasts as long as the master (± 0.5 s) and has the codec and size it declares."""
+    _, doc = video_job
+    for rendition in doc["hls"]["renditions"]:
+        playlist = Path(rendition["playlist"])
+        probed = ffprobe_json(playlist, "-show_streams", "-show_format", "-allowed_extensions", "ALL")
+        assert abs(float(probed["format"]["duration"]) - doc["probe"]["duration_s"]) <= 0.5, rendition["name"]
+        stream = probed["streams"][0]
+        if rendition["kind"] == "video":
+            assert stream["codec_name"] == "h264" and stream["pix_fmt"] == "yuv420p"
+            assert f"{stream['width']}x{stream['height']}" == rendition["resolution"]
+            assert stream["profile"] in ("High", "Main")
+        else:
+            assert stream["codec_name"] == "aac" and stream["channels"] == rendition["channels"]
+
+
+def test_every_segment_starts_on_a_keyframe_at_the_same_time_in_every_rung(
+    video_job: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    _, doc = video_job
+    starts: dict[str, list[float]] = {}
+    for rendition in (r for r in doc["hls"]["renditions"] if r["kind"] == "video"):
+        playlist = Path(rendition["playlist"])
+        init = playlist.parent / "init.mp4"
+        firsts = [_first_packet(init, segment, tmp_path) for segment in _segments(playlist)]
+        assert all(packet["flags"].startswith("K") for packet in firsts), rendition["name"]
+        starts[rendition["name"]] = [round(float(packet["pts_time"]), 3) for packet in firsts]
+    timelines = list(starts.values())
+    assert len(timelines[0]) == 3  # 13 s at a 6 s target
+    assert all(timeline == timelines[0] for timeline in timelines), starts
+
+
+def test_declared_bandwidth_matches_the_bytes_on_disk(video_job: tuple[Path, dict[str, Any]]) -> None:
+    """AVERAGE-BANDWIDTH is within 10 % of (bytes of the variant and its audio) / duration; BANDWIDTH ≥ it."""
+    _, doc = video_job
+    master = m3u8.load(doc["hls"]["master"])
+    base = Path(doc["hls"]["master"]).parent
+    audio_dir = base / Path(master.media[0].uri).parent
+
+    def bytes_in(folder: Path) -> int:
+        return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in (".mp4", ".m4s"))
+
+    for variant in master.playlists:
+        folder = base / Path(variant.uri).parent
+        duration = sum(s.duration for s in m3u8.load(str(base / variant.uri)).segments)
+        on_disk_bps = (bytes_in(folder) + bytes_in(audio_dir)) * 8 / duration
+        assert variant.stream_info.average_bandwidth == pytest.approx(on_disk_bps, rel=0.10), variant.uri
+        assert variant.stream_info.bandwidth >= variant.stream_info.average_bandwidth
+
+
+def test_catalog_records_the_job_and_a_rerun_replaces_it(video_job: tuple[Path, dict[str, Any]], masters: dict[str, Path]) -> None:
+    home, first = video_job
+    second = _process(home, masters["video"], "--asset-id", "video-1")
+    assert second.returncode == 0, second.stderr
+    with sqlite3.connect(home / "catalog.sqlite3") as db:
+        renditions = db.execute("SELECT name, codecs, bandwidth FROM renditions WHERE asset_id = 'video-1'").fetchall()
+        jobs = db.execute("SELECT status, percent FROM jobs WHERE asset_id = 'video-1'").fetchall()
+        assets = db.execute("SELECT kind, hls_master FROM assets WHERE id = 'video-1'").fetchall()
+    assert sorted(name for name, _, _ in renditions) == ["234p", "360p", "540p", "audio-128k"]
+    assert jobs == [("succeeded", 100.0), ("succeeded", 100.0)]
+    assert assets == [("video", second.document["hls"]["master"])]
+    # Same content, same ladder: the rerun publishes to the same keys instead of a second copy.
+    assert second.document["hls"]["master"] == first["hls"]["master"]
+
+
+def test_status_shows_the_document_by_job_or_asset_id(video_job: tuple[Path, dict[str, Any]]) -> None:
+    home, doc = video_job
+    env = {**os.environ, "MEDIAWORKER_HOME": str(home)}
+    for key in (doc["job_id"], "video-1"):
+        proc = subprocess.run([MEDIAWORKER, "status", key, "--json"], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert m3u8.loads(Path(__import__("json").loads(proc.stdout)["hls"]["master"]).read_text()).is_variant
+    human = subprocess.run([MEDIAWORKER, "status", "video-1"], capture_output=True, text=True, env=env)
+    assert "succeeded" in human.stdout and "540p" in human.stdout
+
+
+def test_audio_master_gets_an_audio_only_ladder(masters: dict[str, Path], cli: CliRunner) -> None:
+    result = cli("process", str(masters["audio"]), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = result.document
+    assert doc["probe"]["kind"] == "audio" and doc["probe"]["tags"]["title"] == "Test tone"
+    master = m3u8.load(doc["hls"]["master"])
+    assert [p.stream_info.codecs for p in master.playlists] == ["mp4a.40.2"] * 3
+    assert [r["name"] for r in doc["hls"]["renditions"]] == ["audio-256k", "audio-128k", "audio-64k"]
+    assert all(r["resolution"] is None and r["channels"] == 2 for r in doc["hls"]["renditions"])
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "rungs"),
+    [
+        ("city_cc0.mp4", "video", ["404p", "234p"]),  # 720x404 natural video, no audio track
+        # 480x270 at 36 kbit/s in all, its AAC track silent: every rung is capped at the master's own bit rate.
+        ("earth_nasa_8s.mp4", "video", ["270p", "audio-16k"]),
+        ("music_hyperrogue_20s.ogg", "audio", ["audio-256k", "audio-128k", "audio-64k"]),
+        ("speech_librivox_16k.flac", "audio", ["audio-96k", "audio-64k", "audio-32k"]),  # mono 16 kHz speech
+    ],
+)
+def test_real_masters(name: str, kind: str, rungs: list[str], cli: CliRunner) -> None:
+    result = cli("process", str(FIXTURES / name), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = result.document
+    assert doc["probe"]["kind"] == kind
+    assert [r["name"] for r in doc["hls"]["renditions"]] == rungs
+    assert m3u8.load(doc["hls"]["master"]).is_variant
+
+
+def test_progress_is_reported_on_stderr(masters: dict[str, Path], cli: CliRunner) -> None:
+    result = cli("process", str(masters["audio"]))
+    assert result.returncode == 0
+    stages = [line.split("] ", 1)[1] for line in result.stderr.splitlines() if line.startswith("[")]
+    assert stages[:3] == ["probe", "transcode", "package"] and stages[-1] == "catalog"
+    assert "succeeded" in result.stdout
