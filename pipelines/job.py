@@ -30,7 +30,7 @@ from pipelines.package import (
     publication_order,
 )
 from pipelines.probe import Probe, probe_file
-from pipelines.storage import ObjectRef, Storage, copy_with_digest, parse_s3_uri
+from pipelines.storage import InvalidKeyError, ObjectRef, Storage, copy_with_digest, parse_s3_uri
 from pipelines.transcode import transcode
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class JobOutcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.document["status"] == "succeeded"
+        return bool(self.document["status"] == "succeeded")
 
 
 @dataclass
@@ -97,7 +97,7 @@ def run_job(
     catalog: Catalog,
     storage: Storage,
     asset_id: str | None = None,
-    policy: LadderPolicy = LadderPolicy(),
+    policy: LadderPolicy | None = None,
     on_progress: ProgressSink | None = None,
 ) -> JobOutcome:
     """Run the whole job for ``source`` (a local path or ``s3://bucket/key``) and record it in ``catalog``.
@@ -109,89 +109,107 @@ def run_job(
         validate_asset_id(asset_id)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     workspace = Path(tempfile.mkdtemp(prefix="job-", dir=settings.work_dir))
-    master = workspace / "master"  # no extension: ffmpeg identifies the format from the bytes, not the name
-    job_id: str | None = None
     try:
+        master = workspace / "master"  # no extension: ffmpeg identifies the format from the bytes, not the name
+        fetch_started = time.monotonic()
+        if on_progress is not None:
+            on_progress("fetch", 0.0)
         try:
             digest = _fetch(source, master, storage)
         except (MediaError, StorageError) as exc:
             job_id = catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
-            return _fail(catalog, job_id, asset_id or "unknown", exc, {})
+            return _fail(catalog, job_id, asset_id or "unknown", exc, None)
         asset_id = asset_id or f"sha256-{digest[:16]}"
         job_id = catalog.create_job(asset_id=asset_id, source_uri=source)
         catalog.start_job(job_id)
         tracker = _Tracker(catalog, job_id, on_progress)
-        tracker.timings["fetch"] = 0.0
-        partial: dict[str, Any] = {}
+        tracker.timings["fetch"] = round(time.monotonic() - fetch_started, 3)
+        run = _JobRun(settings, storage, tracker, workspace, asset_id, job_id, digest, policy or LadderPolicy())
         try:
-            document = _process(settings, master, workspace, digest, asset_id, job_id, storage, policy, tracker, partial)
+            document = run.process(master)
         except (MediaError, StorageError, FFmpegError) as exc:
-            return _fail(catalog, job_id, asset_id, exc, partial)
+            return _fail(catalog, job_id, asset_id, exc, run.probe)
+        assert run.probe is not None
         with tracker.stage("catalog"):
-            catalog.complete_job(job_id, asset=_asset_row(source, digest, partial["probe_obj"], document), renditions=_rendition_rows(document), document=document)
+            catalog.complete_job(
+                job_id,
+                asset=_asset_row(source, digest, run.probe, document),
+                renditions=_rendition_rows(document),
+                document=document,
+            )
         return JobOutcome(job_id, document)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
 
 
-def _process(
-    settings: Settings,
-    master: Path,
-    workspace: Path,
-    digest: str,
-    asset_id: str,
-    job_id: str,
-    storage: Storage,
-    policy: LadderPolicy,
-    tracker: _Tracker,
-    partial: dict[str, Any],
-) -> dict[str, Any]:
-    with tracker.stage("probe"):
-        probe = probe_file(master, ffprobe=settings.ffprobe, limits=settings.limits)
-    partial["probe_obj"] = probe
-    partial["probe"] = probe.to_document()
+@dataclass
+class _JobRun:
+    """The stages of one job over its workspace, from the local copy of the master to published outputs."""
 
-    ladder = select_ladder(probe, policy)
-    out_dir = workspace / "hls"
-    out_dir.mkdir()
-    with tracker.stage("transcode") as advance:
-        try:
-            encoded = transcode(
-                master, probe, ladder, out_dir,
-                encoder=settings.encoder, limits=settings.limits, ffmpeg_bin=settings.ffmpeg, on_fraction=advance,
-            )
-        except FFmpegError as exc:
-            raise _blame_master(exc) from exc
+    settings: Settings
+    storage: Storage
+    tracker: _Tracker
+    workspace: Path
+    asset_id: str
+    job_id: str
+    digest: str
+    policy: LadderPolicy
+    probe: Probe | None = None
 
-    with tracker.stage("package"):
-        measured = [measure_rendition(out_dir, rendition) for rendition in encoded]
-        _check_complete(probe, measured)
-        (out_dir / MASTER_NAME).write_text(build_master_playlist(measured))
+    def process(self, master: Path) -> dict[str, Any]:
+        settings, tracker = self.settings, self.tracker
+        with tracker.stage("probe"):
+            self.probe = probe = probe_file(master, ffprobe=settings.ffprobe, limits=settings.limits)
 
-    prefix = f"hls/{asset_id}/{digest[:16]}-{ladder.digest()}"
-    files = publication_order(out_dir, measured)
-    with tracker.stage("publish") as advance:
+        ladder = select_ladder(probe, self.policy)
+        out_dir = self.workspace / "hls"
+        out_dir.mkdir()
+        with tracker.stage("transcode") as advance:
+            try:
+                encoded = transcode(
+                    master, probe, ladder, out_dir,
+                    encoder=settings.encoder, limits=settings.limits, ffmpeg_bin=settings.ffmpeg,
+                    on_fraction=advance,
+                )
+            except FFmpegError as exc:
+                raise _blame_master(exc) from exc
+
+        with tracker.stage("package"):
+            measured = [measure_rendition(out_dir, rendition) for rendition in encoded]
+            _check_complete(probe, measured)
+            (out_dir / MASTER_NAME).write_text(build_master_playlist(measured))
+
+        prefix = f"hls/{self.asset_id}/{self.digest[:16]}-{ladder.digest()}"
+        with tracker.stage("publish") as advance:
+            self._publish(publication_order(out_dir, measured), prefix, advance)
+
+        def uri(key: str) -> str:
+            return self.storage.uri(ObjectRef(settings.output_bucket, f"{prefix}/{key}"))
+
+        audio = max((m for m in measured if m.kind == "audio"), key=lambda m: m.peak_bps, default=None)
+        renditions = [
+            m.to_document(uri(f"{m.directory.as_posix()}/index.m3u8"), audio=audio if m.kind == "video" else None)
+            for m in sorted(measured, key=lambda m: (m.kind != "video", -m.peak_bps))
+        ]
+        return _document(
+            self.asset_id, self.job_id, "succeeded", None, probe,
+            hls={"master": uri(MASTER_NAME), "prefix": prefix, "renditions": renditions},
+            timings=tracker.timings,
+        )
+
+    def _publish(self, files: list[tuple[Path, str, str]], prefix: str, advance: Callable[[float], None]) -> None:
+        """Upload in publication order; on failure remove what was uploaded (the master was never written)."""
+        bucket = self.settings.output_bucket
         try:
             for done, (path, key, content_type) in enumerate(files, start=1):
-                storage.put_file(path, ObjectRef(settings.output_bucket, f"{prefix}/{key}"), content_type=content_type)
+                self.storage.put_file(path, ObjectRef(bucket, f"{prefix}/{key}"), content_type=content_type)
                 advance(done / len(files))
         except StorageError:
-            _discard(storage, settings.output_bucket, prefix)
+            try:
+                self.storage.delete_prefix(bucket, prefix)
+            except StorageError as exc:
+                log.warning("could not remove partial output %s: %s", prefix, exc)
             raise
-
-    def uri(key: str) -> str:
-        return storage.uri(ObjectRef(settings.output_bucket, f"{prefix}/{key}"))
-
-    audio = max((m for m in measured if m.kind == "audio"), key=lambda m: m.peak_bps, default=None)
-    renditions = [
-        m.to_document(uri(f"{m.directory.as_posix()}/index.m3u8"), audio=audio if m.kind == "video" else None)
-        for m in sorted(measured, key=lambda m: (m.kind != "video", -m.peak_bps))
-    ]
-    return _document(
-        asset_id, job_id, "succeeded", None, partial["probe"],
-        hls={"master": uri(MASTER_NAME), "prefix": prefix, "renditions": renditions},
-        timings=tracker.timings,
-    )
 
 
 def _check_complete(probe: Probe, measured: list[MeasuredRendition]) -> None:
@@ -209,7 +227,11 @@ def _check_complete(probe: Probe, measured: list[MeasuredRendition]) -> None:
 def _fetch(source: str, dest: Path, storage: Storage) -> str:
     """Copy the master into the job's workspace; return its SHA-256. Raises ``MediaError`` or ``StorageError``."""
     if source.startswith("s3://"):
-        return storage.fetch(parse_s3_uri(source), dest)
+        try:
+            ref = parse_s3_uri(source)
+        except InvalidKeyError as exc:
+            raise MediaError("invalid_source", f"the source is not a valid object address: {exc}") from exc
+        return storage.fetch(ref, dest)
     path = Path(source)
     if not path.is_file():
         raise MediaError("source_not_found", f"no such file: {source}")
@@ -226,7 +248,7 @@ def _blame_master(exc: FFmpegError) -> MediaError | FFmpegError:
     return MediaError("decode_failed", f"ffmpeg could not decode or encode the master: {last.strip()[:300]}")
 
 
-def _fail(catalog: Catalog, job_id: str, asset_id: str, exc: Exception, partial: dict[str, Any]) -> JobOutcome:
+def _fail(catalog: Catalog, job_id: str, asset_id: str, exc: Exception, probe: Probe | None) -> JobOutcome:
     if isinstance(exc, MediaError):
         code, message, transient = exc.code, exc.message, False
     elif isinstance(exc, StorageError):
@@ -234,7 +256,7 @@ def _fail(catalog: Catalog, job_id: str, asset_id: str, exc: Exception, partial:
     else:
         code, message, transient = "worker_error", str(exc).splitlines()[0], True
     log.warning("job %s for asset %s failed: %s: %s", job_id, asset_id, code, message)
-    document = _document(asset_id, job_id, "failed", {"code": code, "message": message}, partial.get("probe"))
+    document = _document(asset_id, job_id, "failed", {"code": code, "message": message}, probe)
     catalog.fail_job(job_id, code=code, message=message, document=document)
     return JobOutcome(job_id, document, transient=transient)
 
@@ -244,7 +266,7 @@ def _document(
     job_id: str,
     status: str,
     error: dict[str, str] | None,
-    probe: dict[str, Any] | None,
+    probe: Probe | None,
     *,
     hls: dict[str, Any] | None = None,
     timings: dict[str, float] | None = None,
@@ -255,7 +277,7 @@ def _document(
         "job_id": job_id,
         "status": status,
         "error": error,
-        "probe": probe,
+        "probe": probe.to_document() if probe is not None else None,
         "hls": hls,
         "features": None,
         "quality": None,
@@ -291,13 +313,6 @@ def _rendition_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
             "playlist_uri": entry["playlist"],
         })
     return rows
-
-
-def _discard(storage: Storage, bucket: str, prefix: str) -> None:
-    try:
-        storage.delete_prefix(bucket, prefix)
-    except StorageError as exc:  # the master playlist was never written, so readers see nothing either way
-        log.warning("could not remove partial output %s: %s", prefix, exc)
 
 
 __all__ = ["CatalogError", "JobOutcome", "ProgressSink", "STAGES", "run_job"]

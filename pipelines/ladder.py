@@ -102,7 +102,8 @@ def select_ladder(probe: Probe, policy: LadderPolicy, *, content_class: ContentC
         kbps = policy.video_audio_kbps if source_channels > 1 else policy.mono_video_audio_kbps
         audio_rungs = _audio_rungs((kbps,), min(source_channels, 2), sample_rate, cap_kbps=_kbps(audio.bit_rate))
     frame_rate = min(video.frame_rate or 30.0, policy.max_frame_rate)
-    return Ladder(video=_video_rungs(width, height, _kbps(probe.video_bit_rate), policy), audio=audio_rungs, frame_rate=frame_rate)
+    video_rungs = _video_rungs(width, height, _kbps(probe.video_bit_rate), policy)
+    return Ladder(video=video_rungs, audio=audio_rungs, frame_rate=frame_rate)
 
 
 def _video_rungs(width: int, height: int, cap_kbps: int | None, policy: LadderPolicy) -> tuple[VideoRung, ...]:
@@ -137,7 +138,9 @@ def _video_rungs(width: int, height: int, cap_kbps: int | None, policy: LadderPo
     return tuple(rungs)
 
 
-def _audio_rungs(rates: tuple[int, ...], channels: int, sample_rate: int, *, cap_kbps: int | None) -> tuple[AudioRung, ...]:
+def _audio_rungs(
+    rates: tuple[int, ...], channels: int, sample_rate: int, *, cap_kbps: int | None
+) -> tuple[AudioRung, ...]:
     capped: list[int] = []
     for rate in rates:
         kbps = min(rate, cap_kbps) if cap_kbps else rate

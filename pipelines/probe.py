@@ -22,6 +22,7 @@ MediaKind = Literal["audio", "video"]
 
 MAX_TAG_CHARS = 1000
 MAX_TAGS = 64
+_MUXER_TAGS = frozenset({"encoder", "handler_name", "vendor_id"})  # written by tools, not by people
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,7 +129,8 @@ def probe_file(path: Path, *, ffprobe: str, limits: Limits) -> Probe:
         completed = run(cmd, timeout_s=limits.probe_timeout_s)
     except FFmpegError as exc:
         if exc.timed_out:
-            raise MediaError("probe_timeout", f"reading the master took longer than {limits.probe_timeout_s:g} s") from exc
+            message = f"reading the master took longer than {limits.probe_timeout_s:g} s"
+            raise MediaError("probe_timeout", message) from exc
         if exc.returncode is None:
             raise  # ffprobe could not start: the worker is broken, not the master
         reason = _reason(exc.stderr_tail).replace(str(path), "master")
@@ -179,7 +181,8 @@ def validate(probe: Probe, limits: Limits) -> None:
             f"the master lasts {probe.duration_s:.0f} s, more than the limit of {limits.max_duration_s:.0f} s",
         )
     if len(probe.streams) > limits.max_streams:
-        raise MediaError("too_many_streams", f"the master has {len(probe.streams)} streams, more than {limits.max_streams}")
+        message = f"the master has {len(probe.streams)} streams, more than {limits.max_streams}"
+        raise MediaError("too_many_streams", message)
     video = probe.video
     if video is not None:
         size = video.display_size
@@ -229,7 +232,7 @@ def _merge_tags(*sources: Any) -> dict[str, str]:
             continue
         for key, value in source.items():
             name = _clean_tag(key, limit=64).lower()
-            if name and name not in merged and len(merged) < MAX_TAGS and name not in {"encoder", "handler_name", "vendor_id"}:
+            if name and name not in merged and name not in _MUXER_TAGS and len(merged) < MAX_TAGS:
                 merged[name] = _clean_tag(value)
     return merged
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+import contextlib
 from dataclasses import dataclass
 import logging
 import os
@@ -162,10 +163,8 @@ def run(
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the process group led by ``proc`` (ffmpeg and anything it spawned) and reap the leader."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:  # pragma: no cover - a SIGKILLed process that will not die

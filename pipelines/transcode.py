@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+import logging
 from pathlib import Path
 import shlex
-import logging
 
 import ffmpeg
 
@@ -42,7 +42,7 @@ def hls_output_args(*, segment_s: float, directory: str, independent: bool) -> d
     """ffmpeg's hls muxer set up for VOD fMP4 (CMAF) segments in ``directory``."""
     args: dict[str, str | float] = {
         "f": "hls",
-        "hls_time": segment_s,
+        "hls_time": f"{segment_s:g}",
         "hls_playlist_type": "vod",
         "hls_segment_type": "fmp4",
         "hls_fmp4_init_filename": INIT_NAME,
@@ -107,7 +107,7 @@ def build_transcode_cmd(
         if video.frame_rate is None or video.frame_rate > ladder.frame_rate + 0.01:
             decoded = decoded.filter("fps", fps=f"{ladder.frame_rate:g}")
         branches = _split(decoded, "split", len(ladder.video))
-        for rung, branch in zip(ladder.video, branches):
+        for rung, branch in zip(ladder.video, branches, strict=True):
             scaled = branch.filter("scale", rung.width, rung.height).filter("setsar", 1).filter("format", "yuv420p")
             outputs.append(
                 ffmpeg.output(
@@ -123,16 +123,16 @@ def build_transcode_cmd(
     if ladder.audio:
         assert audio is not None
         branches = _split(inp[str(audio.index)], "asplit", len(ladder.audio))
-        for rung, branch in zip(ladder.audio, branches):
+        for audio_rung, branch in zip(ladder.audio, branches, strict=True):
             outputs.append(
                 ffmpeg.output(
                     branch,
-                    f"{rung.name}/{PLAYLIST_NAME}",
-                    **audio_encoder_args(rung),
-                    **hls_output_args(segment_s=encoder.segment_s, directory=rung.name, independent=False),
+                    f"{audio_rung.name}/{PLAYLIST_NAME}",
+                    **audio_encoder_args(audio_rung),
+                    **hls_output_args(segment_s=encoder.segment_s, directory=audio_rung.name, independent=False),
                 )
             )
-            renditions.append(EncodedRendition(rung.name, "audio", Path(rung.name)))
+            renditions.append(EncodedRendition(audio_rung.name, "audio", Path(audio_rung.name)))
 
     cmd = (
         ffmpeg.merge_outputs(*outputs)

@@ -8,8 +8,8 @@ real process, serves the published ladder over HTTP on 127.0.0.1 and plays it wi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 import functools
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import json
@@ -21,7 +21,7 @@ import sys
 import threading
 from typing import Any
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Response, sync_playwright
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -33,10 +33,12 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
 ]
-DURATION_S = 30
+DURATION_S = 30  # five 6 s segments
 PLAYBACK_RATE = 4.0
 PLAYED_PAST_S = 20.0  # more than three 6 s segments
 TIMEOUT_MS = 60_000
+
+Player = Callable[[dict[str, Any]], AbstractContextManager[Page]]
 
 # The player page. ``start(src)`` attaches hls.js to a muted <video> and plays at PLAYBACK_RATE; every event a
 # test looks at lands in ``window.__events``. A small forward buffer makes hls.js load the stream fragment by
@@ -149,6 +151,7 @@ def audio_job(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium (playwright's own browsers are not installed), closed after the module."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
@@ -158,7 +161,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def player(browser: Browser, hls_js: Path, tmp_path: Path) -> Any:
+def player(browser: Browser, hls_js: Path, tmp_path: Path) -> Player:
     """``with player(document) as page``: the job's ladder, hls.js and the player page served and opened.
 
     Leaving the block asserts that every HTTP request the page made succeeded (no playlist names a missing file).
@@ -173,8 +176,12 @@ def player(browser: Browser, hls_js: Path, tmp_path: Path) -> Any:
         with serve(site) as base:
             page = browser.new_page()
             failed: list[str] = []
+
+            def check(response: Response) -> None:
+                failed.extend([] if response.ok else [f"{response.status} {response.url}"])
+
+            page.on("response", check)
             page.on("console", lambda message: print(f"console.{message.type}: {message.text}"))
-            page.on("response", lambda response: response.ok or failed.append(f"{response.status} {response.url}"))
             try:
                 page.goto(f"{base}/index.html")
                 yield page
@@ -186,6 +193,7 @@ def player(browser: Browser, hls_js: Path, tmp_path: Path) -> Any:
 
 
 def events(page: Page, kind: str) -> list[dict[str, Any]]:
+    """The player events of one type, in the order they happened."""
     found: list[dict[str, Any]] = page.evaluate("(k) => window.__events.filter((e) => e.type === k)", kind)
     return found
 
@@ -238,7 +246,7 @@ def play_every_level(page: Page, document: dict[str, Any], kind: str) -> list[di
     return renditions
 
 
-def test_video_ladder_plays_every_rung_in_hls_js(video_job: dict[str, Any], player: Any) -> None:
+def test_video_ladder_plays_every_rung_in_hls_js(video_job: dict[str, Any], player: Player) -> None:
     """The video ladder plays in hls.js: one level per video rendition, each rung loads and decodes at its own
     size, the AAC rendition is the audio track, and playback runs past several segments with no fatal error."""
     with player(video_job) as page:
@@ -249,7 +257,7 @@ def test_video_ladder_plays_every_rung_in_hls_js(video_job: dict[str, Any], play
         assert {e["level"] for e in events(page, "frag_loaded") if e["kind"] == "audio"}, "no audio fragment loaded"
 
 
-def test_audio_ladder_plays_every_rendition_in_hls_js(audio_job: dict[str, Any], player: Any) -> None:
+def test_audio_ladder_plays_every_rendition_in_hls_js(audio_job: dict[str, Any], player: Player) -> None:
     """An audio-only ladder plays in hls.js: one level per AAC rendition, each loads and plays, and playback
     runs past several segments with no fatal error."""
     with player(audio_job) as page:

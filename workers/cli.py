@@ -10,8 +10,9 @@ import argparse
 from collections.abc import Sequence
 import json
 import logging
-import sys
 from pathlib import Path
+import sys
+import time
 from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
@@ -25,30 +26,46 @@ EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 2
 
 
 class ProgressView:
-    """Human progress on stderr: a bar with percent and time left on a terminal, one line per stage elsewhere."""
+    """Human progress on stderr.
+
+    On a terminal: one bar with the stage, percent, time spent and time left. Elsewhere (a log file, CI): a line
+    when a stage starts and one at every tenth of the job, with the time left.
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.interactive = stream.isatty()
         self.stage: str | None = None
         self.bar: tqdm[Any] | None = None
+        self.started = time.monotonic()
+        self.next_line_at = 10.0
 
     def __call__(self, stage: str, percent: float) -> None:
-        if stage != self.stage:
-            self.stage = stage
-            if self.interactive:
-                if self.bar is None:
-                    self.bar = tqdm(total=100.0, file=self.stream, unit="%", dynamic_ncols=True,
-                                    bar_format="{desc:>10} {percentage:5.1f}%|{bar}| {elapsed}<{remaining}")
+        if self.interactive:
+            if self.bar is None:
+                self.bar = tqdm(total=100.0, file=self.stream, dynamic_ncols=True,
+                                bar_format="{desc:>10} {percentage:5.1f}%|{bar}| {elapsed}<{remaining}")
+            if stage != self.stage:
                 self.bar.set_description_str(stage)
-            else:
-                print(f"[{percent:5.1f}%] {stage}", file=self.stream, flush=True)
-        if self.bar is not None:
             self.bar.update(max(0.0, percent - self.bar.n))
+        elif stage != self.stage:
+            print(f"[{percent:5.1f}%] {stage}", file=self.stream, flush=True)
+        elif percent >= self.next_line_at:
+            elapsed = time.monotonic() - self.started
+            left = elapsed * (100.0 - percent) / percent
+            print(f"[{percent:5.1f}%] {stage}, {_clock(left)} left", file=self.stream, flush=True)
+        if percent >= self.next_line_at:
+            self.next_line_at = (percent // 10 + 1) * 10
+        self.stage = stage
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

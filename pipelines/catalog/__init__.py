@@ -101,7 +101,9 @@ class Catalog:
             job.status, job.error_code, job.error_message = "failed", code, message
             job.document, job.finished_at = document, utcnow()
 
-    def complete_job(self, job_id: str, *, asset: dict[str, Any], renditions: list[dict[str, Any]], document: dict[str, Any]) -> None:
+    def complete_job(
+        self, job_id: str, *, asset: dict[str, Any], renditions: list[dict[str, Any]], document: dict[str, Any]
+    ) -> None:
         """Record a successful job: upsert the asset, replace its renditions, store the document, all at once."""
         with self.session() as session:
             job = _get(session, Job, job_id)
@@ -141,12 +143,16 @@ def _get(session: Session, model: type[Job], key: str) -> Job:
 
 
 def _upsert(session: Session, model: type[Asset], values: dict[str, Any], *, key: str) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE, in the dialect of the session's database."""
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:
+    statement: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        statement = postgresql.insert(model).values(**values)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(model).values(**values)
+    else:
         session.merge(model(**values))
         return
-    statement = insert(model).values(**values)
     updates = {name: statement.excluded[name] for name in values if name not in (key, "created_at")}
     session.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates))
 

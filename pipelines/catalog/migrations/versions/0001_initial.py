@@ -53,7 +53,9 @@ def upgrade() -> None:
     op.create_table(
         "renditions",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("asset_id", sa.String(128), sa.ForeignKey("assets.id", ondelete="CASCADE"), nullable=False, index=True),
+        sa.Column(
+            "asset_id", sa.String(128), sa.ForeignKey("assets.id", ondelete="CASCADE"), nullable=False, index=True
+        ),
         sa.Column("job_id", sa.String(36), nullable=False),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),

@@ -1,0 +1,88 @@
+"""The subprocess runner: progress parsing, timeouts that kill the whole process group, typed errors."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import time
+
+import pytest
+
+from pipelines.errors import FFmpegError
+from pipelines.runner import Progress, parse_progress_block, run
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_progress_blocks_parse_from_captured_ffmpeg_output() -> None:
+    text = (DATA / "ffmpeg_progress.txt").read_text()
+    blocks, current = [], []
+    for line in text.splitlines():
+        current.append(line)
+        if line.startswith("progress="):
+            blocks.append(parse_progress_block(current))
+            current = []
+    assert blocks[0] == Progress(out_time_s=0.0, speed=0.0, done=False)
+    assert blocks[-1] is not None and blocks[-1].done
+    times = [b.out_time_s for b in blocks if b is not None]
+    assert times == sorted(times) and times[-1] == pytest.approx(4.0, abs=0.1)
+
+
+def test_progress_before_the_first_packet_reads_zero() -> None:
+    block = parse_progress_block(["out_time_us=N/A", "out_time=N/A", "speed=N/A", "progress=continue"])
+    assert block == Progress(out_time_s=0.0, speed=None, done=False)
+    assert parse_progress_block(["frame=1"]) is None
+
+
+def test_progress_callback_sees_every_block_as_it_comes() -> None:
+    seen: list[Progress] = []
+    run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=duration=30", "-f", "null", "-",
+         "-progress", "pipe:1", "-stats_period", "0.1"],
+        timeout_s=60, on_progress=seen.append,
+    )
+    assert seen[-1].done and seen[-1].out_time_s == pytest.approx(30, abs=0.1)
+    assert len(seen) >= 2
+
+
+def test_stdout_is_returned_when_there_is_no_progress_callback() -> None:
+    assert run(["sh", "-c", "printf hello"], timeout_s=10).stdout == b"hello"
+
+
+def test_nonzero_exit_raises_with_the_stderr_tail() -> None:
+    with pytest.raises(FFmpegError) as info:
+        run(["sh", "-c", "echo first >&2; echo 'the reason' >&2; exit 3"], timeout_s=10)
+    assert info.value.returncode == 3 and not info.value.timed_out
+    assert info.value.stderr_tail.splitlines()[-1] == "the reason"
+    assert info.value.cmd[0] == "sh"
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    """A program that spawns a grandchild and hangs is killed with its grandchild at the deadline."""
+    pid_file = tmp_path / "grandchild.pid"
+    started = time.monotonic()
+    with pytest.raises(FFmpegError) as info:
+        run(["sh", "-c", f"sleep 300 & echo $! > {pid_file}; wait"], timeout_s=1.0)
+    assert info.value.timed_out and info.value.returncode is None
+    assert time.monotonic() - started < 10
+    grandchild = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def test_a_missing_program_is_an_error_not_a_crash() -> None:
+    with pytest.raises(FFmpegError) as info:
+        run(["/nonexistent/ffmpeg", "-version"], timeout_s=5)
+    assert info.value.returncode is None and "cannot start" in info.value.stderr_tail
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); its state in /proc tells the truth.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
