@@ -70,6 +70,10 @@ def video_encoder_args(rung: VideoRung, *, frame_rate: float, encoder: EncoderSe
         "sc_threshold": 0,
         "force_key_frames": f"expr:gte(t,n_forced*{encoder.segment_s:g})",
         "threads": encoder.threads,
+        # B-frames make the first decode time precede the first presentation time. Left to its default, the
+        # muxer shifts the whole track later to keep decode times non-negative, and the picture then lags
+        # the sound by the B-frame delay (80 ms at 25 fps) in players that ignore edit lists, as MSE does.
+        "avoid_negative_ts": "disabled",
     }
 
 

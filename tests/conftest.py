@@ -113,3 +113,14 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real S3 API server (``rclone serve s3`` over a temporary folder) for the session, with a ``masters``
+    bucket. It has ``endpoint`` ("127.0.0.1:PORT"), ``access_key``, ``secret_key``, ``root`` (the served folder,
+    one sub-folder per bucket), ``env`` (the ``MEDIAWORKER_S3_*`` variables) and ``client()`` (a minio client)."""
+    from tests.s3server import S3Server
+
+    with S3Server(tmp_path_factory.mktemp("s3-root"), buckets=("masters",)) as server:
+        yield server

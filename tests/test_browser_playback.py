@@ -59,12 +59,16 @@ window.start = (src, rate) => {
     video.playbackRate = rate;
     video.play().catch((e) => log("play_rejected", {message: String(e)}));
   });
+  hls.on(Hls.Events.BUFFER_APPENDED, (_, d) => {
+    for (const [track, ranges] of Object.entries(d.timeRanges || {})) {
+      if (ranges && ranges.length) log("buffered", {track, start: ranges.start(0)});
+    }
+  });
   hls.on(Hls.Events.FRAG_LOADED, (_, d) => log("frag_loaded", {level: d.frag.level, sn: d.frag.sn, kind: d.frag.type}));
   hls.on(Hls.Events.ERROR, (_, d) => log("error", {
     fatal: d.fatal, kind: d.type, details: d.details, reason: String(d.reason || d.error || d.err || ""),
   }));
-  video.addEventListener("error", () => log("media_error", {code: video.error && video.error.code,
-                                                           message: video.error && video.error.message}));
+  video.addEventListener("error", () => log("media_error", {code: video.error?.code, message: video.error?.message}));
   hls.loadSource(src);
   hls.attachMedia(video);
 };
@@ -75,12 +79,8 @@ window.start = (src, rate) => {
 class _Handler(SimpleHTTPRequestHandler):
     """Static files with HLS content types, and no request log on stderr."""
 
-    extensions_map = {
-        **SimpleHTTPRequestHandler.extensions_map,
-        ".m3u8": "application/vnd.apple.mpegurl",
-        ".m4s": "video/mp4",
-        ".mp4": "video/mp4",
-    }
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map,
+                      ".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/mp4", ".mp4": "video/mp4"}
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
@@ -97,7 +97,7 @@ def serve(root: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-        thread.join(timeout=10)
+        thread.join()
 
 
 def _ffmpeg(path: Path, *args: str) -> Path:
@@ -255,6 +255,11 @@ def test_video_ladder_plays_every_rung_in_hls_js(video_job: dict[str, Any], play
         audio = [r for r in video_job["hls"]["renditions"] if r["kind"] == "audio"]
         assert events(page, "manifest_parsed")[0]["audioTracks"] == len(audio) == 1
         assert {e["level"] for e in events(page, "frag_loaded") if e["kind"] == "audio"}, "no audio fragment loaded"
+        # Lip sync: the first picture and the first sound are presented together (EBU R37 allows 40 ms).
+        first = {}
+        for entry in events(page, "buffered"):
+            first.setdefault(entry["track"], entry["start"])
+        assert abs(first["video"] - first["audio"]) <= 0.040, f"video and audio start apart: {first}"
 
 
 def test_audio_ladder_plays_every_rendition_in_hls_js(audio_job: dict[str, Any], player: Player) -> None:

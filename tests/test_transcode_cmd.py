@@ -14,7 +14,7 @@ HLS = ["-hls_fmp4_init_filename", "init.mp4", "-hls_playlist_type", "vod"]
 
 def _x264(bitrate: str, bufsize: str, maxrate: str, profile: str) -> list[str]:
     return [
-        "-b:v", bitrate, "-bufsize", bufsize, "-c:v", "libx264", "-force_key_frames", "expr:gte(t,n_forced*6)",
+        "-avoid_negative_ts", "disabled", "-b:v", bitrate, "-bufsize", bufsize, "-c:v", "libx264", "-force_key_frames", "expr:gte(t,n_forced*6)",
         "-g", "150",
     ], ["-keyint_min", "150", "-map_metadata", "-1", "-maxrate", maxrate, "-pix_fmt", "yuv420p",
         "-preset", "veryfast", "-profile:v", profile, "-sc_threshold", "0", "-threads", "0"]

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipelines.catalog.models import Asset, Job, Rendition, utcnow
+from pipelines.catalog.models import Asset, Base, Job, Rendition, utcnow
 from pipelines.errors import CatalogError
 
 __all__ = ["Asset", "Catalog", "Job", "Rendition", "validate_asset_id"]
@@ -142,19 +142,26 @@ def _get(session: Session, model: type[Job], key: str) -> Job:
     return row
 
 
-def _upsert(session: Session, model: type[Asset], values: dict[str, Any], *, key: str) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE, in the dialect of the session's database."""
+def _insert(session: Session, model: type[Base], values: dict[str, Any]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT, in the dialect of the session's database."""
     dialect = session.get_bind().dialect.name
-    statement: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
-        statement = postgresql.insert(model).values(**values)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(model).values(**values)
-    else:
-        session.merge(model(**values))
-        return
+        return postgresql.insert(model).values(**values)
+    if dialect == "sqlite":
+        return sqlite.insert(model).values(**values)
+    raise CatalogError(f"the catalog supports PostgreSQL and SQLite, not {dialect}")
+
+
+def _upsert(session: Session, model: type[Base], values: dict[str, Any], *, key: str) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE: the row ends up with ``values`` whether or not it existed."""
+    statement = _insert(session, model, values)
     updates = {name: statement.excluded[name] for name in values if name not in (key, "created_at")}
     session.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates))
+
+
+def _insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING: create the row unless it exists."""
+    session.execute(_insert(session, model, values).on_conflict_do_nothing())
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -1,0 +1,148 @@
+"""Job claims: how at-least-once delivery becomes exactly-once in effect.
+
+A job row is keyed by the Celery task id. A worker runs a job only after :func:`claim` grants it a lease in
+the catalog; it renews the lease while it works (:func:`renew`). A redelivered message finds the job done, or
+held by a live lease (and waits), or abandoned — its lease expired or its holder's process gone — and takes it
+over. A second message for an asset and source that a live job is already processing is a duplicate and is
+dropped. On PostgreSQL the row is locked with ``SELECT … FOR UPDATE SKIP LOCKED``, so two workers claiming the
+same job at the same instant cannot both win; SQLite serialises writers on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from pipelines.catalog import Catalog, _insert_ignore
+from pipelines.catalog.models import Job, utcnow
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+
+ClaimOutcome = Literal["claimed", "done", "busy", "duplicate", "cancelled", "exhausted"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    job_id: str
+    retry_in_s: float = 0.0
+    """For ``busy``: when the current holder's lease runs out (seconds)."""
+    other_job_id: str | None = None
+    """For ``duplicate``: the live job already processing the same asset and source."""
+
+
+def claim(
+    catalog: Catalog,
+    job_id: str,
+    *,
+    asset_id: str,
+    source_uri: str,
+    worker: str,
+    lease_s: float,
+    max_lost_runs: int,
+    holder_is_dead: Callable[[str], bool] = lambda _holder: False,
+) -> Claim:
+    """Try to take job ``job_id`` for ``worker``, creating its row if the message is the first word of it."""
+    now = utcnow()
+    with catalog.session() as session:
+        _insert_ignore(session, Job, {
+            "id": job_id, "asset_id": asset_id, "source_uri": source_uri, "status": "queued",
+            "percent": 0.0, "attempts": 0, "lost_runs": 0, "cancel_requested": False, "created_at": now,
+        })
+        job = session.scalars(select(Job).where(Job.id == job_id).with_for_update(skip_locked=True)).first()
+        if job is None:
+            return Claim("busy", job_id, retry_in_s=5.0)  # another worker holds the row lock this very moment
+        if job.status in FINAL_STATUSES:
+            return Claim("done", job_id)
+        if job.cancel_requested:
+            job.status, job.finished_at, job.claimed_by, job.lease_expires_at = "cancelled", now, None, None
+            return Claim("cancelled", job_id)
+        if job.status == "running":
+            expires = _aware(job.lease_expires_at)
+            holder = job.claimed_by or ""
+            if holder != worker and expires is not None and expires > now and not holder_is_dead(holder):
+                return Claim("busy", job_id, retry_in_s=(expires - now).total_seconds())
+            if holder != worker:
+                job.lost_runs += 1
+            if job.lost_runs >= max_lost_runs:
+                job.status, job.error_code, job.finished_at = "failed", "worker_lost", now
+                job.error_message = (
+                    f"the job was interrupted {job.lost_runs} times (its worker died or was killed while running it); "
+                    "it is not tried again"
+                )
+                job.document = _failed_document(job)
+                job.claimed_by = job.lease_expires_at = None
+                return Claim("exhausted", job_id)
+        twin = session.scalars(
+            select(Job.id).where(
+                Job.asset_id == asset_id, Job.source_uri == source_uri, Job.status == "running",
+                Job.lease_expires_at > now, Job.id != job_id,
+            ).limit(1)
+        ).first()
+        if twin is not None:
+            return Claim("duplicate", job_id, other_job_id=twin)
+        job.status, job.claimed_by = "running", worker
+        job.lease_expires_at = now + timedelta(seconds=lease_s)
+        job.attempts += 1
+        job.started_at = job.started_at or now
+        job.error_code = job.error_message = None
+        return Claim("claimed", job_id)
+
+
+def renew(catalog: Catalog, job_id: str, *, worker: str, lease_s: float) -> Literal["held", "lost", "cancel"]:
+    """Extend ``worker``'s lease on a running job; say if it was lost to another worker or a cancel arrived."""
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "running" or job.claimed_by != worker:
+            return "lost"
+        job.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
+        return "cancel" if job.cancel_requested else "held"
+
+
+def release_for_retry(catalog: Catalog, job_id: str, *, worker: str, code: str, message: str) -> None:
+    """Give a job back after a transient failure, so that the retry's claim finds it free."""
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        if job is not None and job.claimed_by in (worker, None) and job.status not in {"succeeded", "cancelled"}:
+            job.status, job.claimed_by, job.lease_expires_at = "retrying", None, None
+            job.error_code, job.error_message = code, message
+
+
+def request_cancel(catalog: Catalog, job_id: str) -> str | None:
+    """Ask for a job to stop; return its status (``None`` if there is no such job)."""
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        if job.status not in FINAL_STATUSES:
+            job.cancel_requested = True
+            if job.status in {"queued", "retrying"}:
+                job.status, job.finished_at = "cancelled", utcnow()
+        return job.status
+
+
+def mark_cancelled(catalog: Catalog, job_id: str) -> None:
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        if job is not None and job.status not in {"succeeded", "failed"}:
+            job.status, job.finished_at, job.claimed_by, job.lease_expires_at = "cancelled", utcnow(), None, None
+            job.document = _failed_document(job, status="cancelled")
+
+
+def _failed_document(job: Job, status: str = "failed") -> dict[str, Any]:
+    error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
+    return {
+        "asset_id": job.asset_id, "job_id": job.id, "status": status, "error": error, "probe": None, "hls": None,
+        "features": None, "quality": None, "fingerprint": None, "matches": [],
+    }
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time in the catalog is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
