@@ -54,6 +54,29 @@ class EncoderSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    """How Celery workers hold jobs. Times in seconds.
+
+    The broker must not redeliver a message while its task may still be running: Redis's
+    ``visibility_timeout`` is set above ``task_time_limit_s``, and RabbitMQ's ``consumer_timeout`` must be too
+    (a server setting: see ``docker/rabbitmq.conf``).
+    """
+
+    result_backend: str | None = None
+    lease_s: float = 60.0
+    max_lost_runs: int = 3
+    max_retries: int = 5
+    retry_base_s: float = 5.0
+    retry_cap_s: float = 300.0
+    task_time_limit_s: float = 3 * 3600.0
+    task_soft_time_limit_s: float = 3 * 3600.0 - 120.0
+
+    @property
+    def visibility_timeout_s(self) -> float:
+        return self.task_time_limit_s + 600.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class S3Settings:
     """Connection to an S3 API server (MinIO in production). Secrets never leave this object."""
 
@@ -74,6 +97,7 @@ class Settings:
     s3: S3Settings | None = None
     limits: Limits = Limits()
     encoder: EncoderSettings = EncoderSettings()
+    worker: WorkerSettings = WorkerSettings()
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
 
@@ -118,6 +142,16 @@ class Settings:
             x264_preset=env.get("MEDIAWORKER_X264_PRESET", EncoderSettings.x264_preset),
             segment_s=_number(env, "MEDIAWORKER_SEGMENT_S", EncoderSettings.segment_s),
         )
+        hard_limit = _number(env, "MEDIAWORKER_TASK_TIME_LIMIT_S", WorkerSettings.task_time_limit_s)
+        worker = WorkerSettings(
+            result_backend=env.get("MEDIAWORKER_RESULT_BACKEND") or None,
+            lease_s=_number(env, "MEDIAWORKER_LEASE_S", WorkerSettings.lease_s),
+            max_lost_runs=int(_number(env, "MEDIAWORKER_MAX_LOST_RUNS", WorkerSettings.max_lost_runs)),
+            max_retries=int(_number(env, "MEDIAWORKER_MAX_RETRIES", WorkerSettings.max_retries)),
+            retry_base_s=_number(env, "MEDIAWORKER_RETRY_BASE_S", WorkerSettings.retry_base_s),
+            task_time_limit_s=hard_limit,
+            task_soft_time_limit_s=max(1.0, hard_limit - min(120.0, hard_limit / 10)),
+        )
         return cls(
             home=home,
             catalog_url=env.get("MEDIAWORKER_CATALOG_URL") or f"sqlite:///{home / 'catalog.sqlite3'}",
@@ -127,6 +161,7 @@ class Settings:
             s3=s3,
             limits=limits,
             encoder=encoder,
+            worker=worker,
             ffmpeg=env.get("MEDIAWORKER_FFMPEG", "ffmpeg"),
             ffprobe=env.get("MEDIAWORKER_FFPROBE", "ffprobe"),
         )

@@ -97,13 +97,16 @@ def run_job(
     catalog: Catalog,
     storage: Storage,
     asset_id: str | None = None,
+    job_id: str | None = None,
     policy: LadderPolicy | None = None,
     on_progress: ProgressSink | None = None,
 ) -> JobOutcome:
     """Run the whole job for ``source`` (a local path or ``s3://bucket/key``) and record it in ``catalog``.
 
-    Returns the job document whether the job succeeded or failed. Raises only ``CatalogError`` when the
-    catalog cannot record the job at all, and ``ValueError`` for an invalid ``asset_id``.
+    ``job_id`` names a job row the caller has already claimed (a Celery worker); without it the job row is
+    created here. Returns the job document whether the job succeeded or failed. Raises only ``CatalogError``
+    when the catalog cannot record the job at all, ``ValueError`` for an invalid ``asset_id``, and whatever
+    interrupts the job from outside (a cancel, a time limit) after killing its subprocesses.
     """
     if asset_id is not None:
         validate_asset_id(asset_id)
@@ -117,11 +120,12 @@ def run_job(
         try:
             digest = _fetch(source, master, storage)
         except (MediaError, StorageError) as exc:
-            job_id = catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
+            job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
             return _fail(catalog, job_id, asset_id or "unknown", exc, None)
         asset_id = asset_id or f"sha256-{digest[:16]}"
-        job_id = catalog.create_job(asset_id=asset_id, source_uri=source)
-        catalog.start_job(job_id)
+        if job_id is None:
+            job_id = catalog.create_job(asset_id=asset_id, source_uri=source)
+            catalog.start_job(job_id)
         tracker = _Tracker(catalog, job_id, on_progress)
         tracker.timings["fetch"] = round(time.monotonic() - fetch_started, 3)
         run = _JobRun(settings, storage, tracker, workspace, asset_id, job_id, digest, policy or LadderPolicy())
@@ -131,12 +135,15 @@ def run_job(
             return _fail(catalog, job_id, asset_id, exc, run.probe)
         assert run.probe is not None
         with tracker.stage("catalog"):
+            replaced = _published_prefix(catalog, asset_id)
             catalog.complete_job(
                 job_id,
                 asset=_asset_row(source, digest, run.probe, document),
                 renditions=_rendition_rows(document),
                 document=document,
             )
+        if replaced not in (None, document["hls"]["prefix"]):
+            run.discard(replaced)  # the catalog now points at the new ladder; the old one is garbage
         return JobOutcome(job_id, document)
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
@@ -179,7 +186,9 @@ class _JobRun:
             _check_complete(probe, measured)
             (out_dir / MASTER_NAME).write_text(build_master_playlist(measured))
 
-        prefix = f"hls/{self.asset_id}/{self.digest[:16]}-{ladder.digest()}"
+        # Keyed by content, ladder and job: a rerun never overwrites a ladder that players may be streaming,
+        # and a redelivered job writes to the same place it wrote before.
+        prefix = f"hls/{self.asset_id}/{self.digest[:12]}-{ladder.digest()[:8]}-{self.job_id[:8]}"
         with tracker.stage("publish") as advance:
             self._publish(publication_order(out_dir, measured), prefix, advance)
 
@@ -198,18 +207,22 @@ class _JobRun:
         )
 
     def _publish(self, files: list[tuple[Path, str, str]], prefix: str, advance: Callable[[float], None]) -> None:
-        """Upload in publication order; on failure remove what was uploaded (the master was never written)."""
+        """Upload in publication order; if interrupted, remove what was uploaded (the master was never written)."""
         bucket = self.settings.output_bucket
         try:
             for done, (path, key, content_type) in enumerate(files, start=1):
                 self.storage.put_file(path, ObjectRef(bucket, f"{prefix}/{key}"), content_type=content_type)
                 advance(done / len(files))
-        except StorageError:
-            try:
-                self.storage.delete_prefix(bucket, prefix)
-            except StorageError as exc:
-                log.warning("could not remove partial output %s: %s", prefix, exc)
+        except BaseException:  # a storage failure, a cancel, a time limit: none may leave a half-published ladder
+            self.discard(prefix)
             raise
+
+    def discard(self, prefix: str) -> None:
+        """Delete a ladder from the output store; a failure is logged, since no catalog entry points at it."""
+        try:
+            self.storage.delete_prefix(self.settings.output_bucket, prefix)
+        except StorageError as exc:
+            log.warning("could not remove output %s: %s", prefix, exc)
 
 
 def _check_complete(probe: Probe, measured: list[MeasuredRendition]) -> None:
@@ -222,6 +235,16 @@ def _check_complete(probe: Probe, measured: list[MeasuredRendition]) -> None:
                 f"the master claims {probe.duration_s:.1f} s but only {rendition.duration_s:.1f} s of it could be "
                 f"decoded ({rendition.name}); the file is probably cut short",
             )
+
+
+def _published_prefix(catalog: Catalog, asset_id: str) -> str | None:
+    """Where the asset's current ladder lives, from the document of the job that published it."""
+    asset = catalog.get_asset(asset_id)
+    if asset is None or asset.latest_job_id is None:
+        return None
+    job = catalog.get_job(asset.latest_job_id)
+    hls = (job.document or {}).get("hls") if job is not None else None
+    return hls.get("prefix") if isinstance(hls, dict) else None
 
 
 def _fetch(source: str, dest: Path, storage: Storage) -> str:

@@ -3,7 +3,8 @@
 Every external program (ffmpeg, ffprobe, later fpcalc) runs through :func:`run`: an argv list, standard
 input closed, its own session and process group, a wall-clock limit, ffmpeg's ``-progress pipe:1`` parsed as
 it arrives, and the whole process group killed when the call ends for any reason — so an ffmpeg that hangs on
-a crafted file, or whose task is cancelled, never outlives the call.
+a crafted file, or whose task is cancelled, never outlives the call. Should the calling process itself be
+killed outright (a Celery hard time limit, ``kill -9``), the kernel kills the child too (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 import contextlib
+import ctypes
 from dataclasses import dataclass
 import logging
 import os
@@ -18,6 +20,7 @@ import selectors
 import shlex
 import signal
 import subprocess
+import sys
 import time
 
 from pipelines.errors import FFmpegError
@@ -25,6 +28,9 @@ from pipelines.errors import FFmpegError
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 40
+_PR_SET_PDEATHSIG = 1
+# Loaded once, here: the code that runs between fork and exec must not import or allocate.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ def run(
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
+            preexec_fn=_die_with_parent if _LIBC is not None else None,
         )
     except OSError as exc:
         raise FFmpegError(argv, None, f"cannot start {argv[0]}: {exc}") from exc
@@ -159,6 +166,12 @@ def run(
     if proc.returncode != 0:
         raise FFmpegError(argv, proc.returncode, tail)
     return Completed(stdout=b"".join(stdout_chunks), stderr_tail=tail, elapsed_s=time.monotonic() - started)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask the kernel to SIGKILL us when the thread that started us dies."""
+    assert _LIBC is not None
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -22,7 +22,7 @@ from urllib3.exceptions import HTTPError
 from urllib3.util import Retry, Timeout
 
 from pipelines.config import S3Settings
-from pipelines.errors import StorageError
+from pipelines.errors import ConfigError, StorageError
 from pipelines.storage import ObjectRef, validate_bucket, validate_key
 
 PART_SIZE = 16 << 20
@@ -51,19 +51,23 @@ class S3Storage:
         http_client: urllib3.PoolManager | None = None,
     ) -> None:
         """``timeout`` bounds each connect and each socket read (not a whole transfer); ``retries`` counts
-        connection failures and 5xx answers retried by urllib3. ``http_client`` replaces both."""
+        connection failures and 5xx answers retried by urllib3. ``http_client`` replaces both. Raises
+        ``ConfigError`` for an endpoint that is not ``host[:port]``."""
         self._endpoint = settings.endpoint
         self._secure = settings.secure
-        self._secrets = tuple(s for s in (settings.secret_key, settings.access_key) if s)
+        self._secret = settings.secret_key
         self._buckets: set[str] = set()
         http = http_client or urllib3.PoolManager(
             timeout=Timeout(connect=timeout, read=timeout), maxsize=10, cert_reqs="CERT_REQUIRED",
             retries=Retry(total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
-        self._client = Minio(
-            settings.endpoint, access_key=settings.access_key, secret_key=settings.secret_key,
-            secure=settings.secure, region=settings.region, http_client=http,
-        )
+        try:
+            self._client = Minio(
+                settings.endpoint, access_key=settings.access_key, secret_key=settings.secret_key,
+                secure=settings.secure, region=settings.region, http_client=http,
+            )
+        except ValueError as exc:  # e.g. "http://host:9000": minio wants host[:port] and the ``secure`` flag
+            raise ConfigError(f"S3 endpoint {settings.endpoint!r} is not host[:port]: {exc}") from None
 
     def __repr__(self) -> str:
         return f"S3Storage(endpoint={self._endpoint!r}, secure={self._secure})"
@@ -73,32 +77,28 @@ class S3Storage:
         bucket, key = _checked(ref)
 
         def download() -> str:
-            digest = hashlib.sha256()
-            response = self._client.get_object(bucket, key)
+            digest, response = hashlib.sha256(), self._client.get_object(bucket, key)
             try:
                 with open(dest, "wb") as writer:
                     for chunk in response.stream(_CHUNK):
                         digest.update(chunk)
                         writer.write(chunk)
+            except BaseException:
+                dest.unlink(missing_ok=True)  # no partial master left behind
+                raise
             finally:
                 response.close()
                 response.release_conn()
             return digest.hexdigest()
 
-        try:
-            return self._call(f"read {ref.uri}", download)
-        except StorageError:
-            dest.unlink(missing_ok=True)
-            raise
+        return self._call(f"read {ref.uri}", download)
 
     def put_file(self, path: Path, ref: ObjectRef, *, content_type: str) -> None:
         """Upload the local file ``path`` as ``ref`` with ``content_type``, creating the bucket if missing."""
         bucket, key = _checked(ref)
         self.ensure_bucket(bucket)
-        self._call(
-            f"write {ref.uri}",
-            lambda: self._client.fput_object(bucket, key, str(path), content_type=content_type, part_size=PART_SIZE),
-        )
+        self._call(f"write {ref.uri}", lambda: self._client.fput_object(
+            bucket, key, str(path), content_type=content_type, part_size=PART_SIZE))
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under the folder ``prefix``; return how many were deleted (0 if no bucket)."""
@@ -159,17 +159,17 @@ class S3Storage:
             code = _code(exc)
             if isinstance(exc, S3Error):
                 detail = f"{code}: {exc.message}"
-            elif isinstance(exc, InvalidResponseError):
+            elif isinstance(exc, InvalidResponseError):  # the body is kept out: only its code and status
                 status = re.search(r"Response code: (\d+)", str(exc))
                 detail = f"{code or 'unreadable answer'} (HTTP {status.group(1) if status else '?'})"
             else:
                 detail = f"{type(exc).__name__}: {exc}"
-            for secret in self._secrets:
-                detail = detail.replace(secret, "***")
+            detail = detail.replace(self._secret, "***") if self._secret else detail
             raise StorageError(f"cannot {what}: {detail}", missing=code in _MISSING) from exc
 
 
 def _checked(ref: ObjectRef) -> tuple[str, str]:
+    """``(bucket, key)`` once both are validated; raises ``InvalidKeyError``."""
     return validate_bucket(ref.bucket), validate_key(ref.key)
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 from pipelines.errors import StorageError
 
 MAX_KEY_BYTES = 1024
+_BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
 _COPY_CHUNK = 1 << 20
 
 
@@ -43,7 +44,7 @@ def parse_s3_uri(uri: str) -> ObjectRef:
 
 
 def validate_bucket(bucket: str) -> str:
-    if not (3 <= len(bucket) <= 63) or not all(c.islower() or c.isdigit() or c in "-." for c in bucket):
+    if not (3 <= len(bucket) <= 63) or not all(c in _BUCKET_CHARS for c in bucket):
         raise InvalidKeyError(f"invalid bucket name {bucket!r}")
     return bucket
 
@@ -120,6 +121,15 @@ class LocalStorage:
 
     def uri(self, ref: ObjectRef) -> str:
         return str(self._path(ref))
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 (hex) of a local file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as reader:
+        while chunk := reader.read(_COPY_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def copy_with_digest(source: Path, dest: Path) -> str:

@@ -117,19 +117,23 @@ def test_declared_bandwidth_matches_the_bytes_on_disk(video_job: tuple[Path, dic
         assert variant.stream_info.bandwidth >= variant.stream_info.average_bandwidth
 
 
-def test_catalog_records_the_job_and_a_rerun_replaces_it(video_job: tuple[Path, dict[str, Any]], masters: dict[str, Path]) -> None:
-    home, first = video_job
-    second = _process(home, masters["video"], "--asset-id", "video-1")
-    assert second.returncode == 0, second.stderr
+def test_catalog_records_the_job_and_a_rerun_replaces_it(masters: dict[str, Path], home: Path, cli: CliRunner) -> None:
+    first = cli("process", str(masters["audio"]), "--json", "--asset-id", "song-1")
+    second = cli("process", str(masters["audio"]), "--json", "--asset-id", "song-1")
+    assert first.returncode == second.returncode == 0, second.stderr
     with sqlite3.connect(home / "catalog.sqlite3") as db:
-        renditions = db.execute("SELECT name, codecs, bandwidth FROM renditions WHERE asset_id = 'video-1'").fetchall()
-        jobs = db.execute("SELECT status, percent FROM jobs WHERE asset_id = 'video-1'").fetchall()
-        assets = db.execute("SELECT kind, hls_master FROM assets WHERE id = 'video-1'").fetchall()
-    assert sorted(name for name, _, _ in renditions) == ["234p", "360p", "540p", "audio-128k"]
+        renditions = db.execute("SELECT name, job_id FROM renditions WHERE asset_id = 'song-1'").fetchall()
+        jobs = db.execute("SELECT status, percent FROM jobs WHERE asset_id = 'song-1'").fetchall()
+        assets = db.execute("SELECT kind, hls_master, latest_job_id FROM assets WHERE id = 'song-1'").fetchall()
+    new_job = second.document["job_id"]
+    assert sorted(renditions) == [("audio-128k", new_job), ("audio-256k", new_job), ("audio-64k", new_job)]
     assert jobs == [("succeeded", 100.0), ("succeeded", 100.0)]
-    assert assets == [("video", second.document["hls"]["master"])]
-    # Same content, same ladder: the rerun publishes to the same keys instead of a second copy.
-    assert second.document["hls"]["master"] == first["hls"]["master"]
+    assert assets == [("audio", second.document["hls"]["master"], new_job)]
+    # The rerun published a ladder of its own, then removed the one it replaced: one ladder per asset.
+    assert Path(second.document["hls"]["master"]).is_file()
+    assert not Path(first.document["hls"]["master"]).parent.exists()
+    published = [p.name for p in (home / "objects" / "media-out" / "hls" / "song-1").iterdir()]
+    assert published == [second.document["hls"]["prefix"].rsplit("/", 1)[1]]
 
 
 def test_status_shows_the_document_by_job_or_asset_id(video_job: tuple[Path, dict[str, Any]]) -> None:

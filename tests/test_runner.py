@@ -86,3 +86,27 @@ def _alive(pid: int) -> bool:
     # A zombie still answers kill(0); its state in /proc tells the truth.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_children_die_with_a_killed_caller(tmp_path: Path) -> None:
+    """A caller killed outright (as by a hard time limit) takes its ffmpeg with it: no orphan keeps running."""
+    import subprocess
+    import sys
+
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "from pipelines.runner import run\n"
+        f"run(['sh', '-c', 'echo $$ > {pid_file}; exec sleep 300'], timeout_s=300)\n"
+    )
+    caller = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    caller.kill()
+    caller.wait()
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)

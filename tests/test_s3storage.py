@@ -16,7 +16,7 @@ import pytest
 import urllib3
 
 from pipelines.config import S3Settings
-from pipelines.errors import StorageError
+from pipelines.errors import ConfigError, StorageError
 from pipelines.s3storage import PART_SIZE, S3Storage
 from pipelines.storage import InvalidKeyError, ObjectRef
 from tests.conftest import MEDIAWORKER, make_media
@@ -130,6 +130,11 @@ def test_hostile_keys_are_refused_before_any_request(key: str, tmp_path: Path) -
             store.put_file(source, ObjectRef(bucket, "k"), content_type="x/y")
         with pytest.raises(InvalidKeyError):
             store.ensure_bucket(bucket)
+
+
+def test_endpoint_with_a_scheme_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="host\\[:port\\]"):
+        S3Storage(S3Settings(endpoint="http://127.0.0.1:9000", access_key="a", secret_key="s", secure=False))
 
 
 def _fails_promptly(endpoint: str, tmp_path: Path, limit_s: float) -> None:

@@ -105,6 +105,22 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--json", action="store_true", help="print the job document as JSON on stdout")
     process.set_defaults(handler=_process)
 
+    worker = commands.add_parser(
+        "worker", help="start a Celery worker on the configured broker (other options go to Celery)",
+        prefix_chars="\0",  # every option belongs to Celery's own parser
+    )
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    worker.set_defaults(handler=_worker)
+
+    submit = commands.add_parser("submit", help="upload a master if it is local, enqueue its job, print the job id")
+    submit.add_argument("source", help="a local path or s3://bucket/key")
+    submit.add_argument("--asset-id", help="catalog id of the asset (default: derived from the content)")
+    submit.set_defaults(handler=_submit)
+
+    cancel = commands.add_parser("cancel", help="stop a job: a queued one never starts, a running one stops")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(handler=_cancel)
+
     status = commands.add_parser("status", help="a job's or an asset's state, progress and results")
     status.add_argument("id", help="a job id or an asset id")
     status.add_argument("--json", action="store_true", help="print the job document as JSON on stdout")
@@ -130,6 +146,42 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
         catalog.dispose()
     _print_document(outcome.document, as_json=args.json)
     return EXIT_OK if outcome.succeeded else EXIT_FAILED
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.celery_app import QUEUES, create_app
+
+    celery_args = list(args.celery_args)
+    if not any(arg == "-Q" or arg.startswith(("-Q", "--queues")) for arg in celery_args):
+        celery_args += ["--queues", ",".join(QUEUES)]
+    app = create_app(settings)
+    app.worker_main(["worker", "--loglevel=INFO", *celery_args])
+    return EXIT_OK
+
+
+def _submit(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.celery_app import create_app
+    from workers.submit import submit_job
+
+    app = create_app(settings)
+    runtime = app.conf.mediaworker_runtime
+    job_id = submit_job(app, runtime, args.source, asset_id=args.asset_id)
+    print(job_id)
+    return EXIT_OK
+
+
+def _cancel(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.catalog.leases import request_cancel
+    from workers.celery_app import create_app
+
+    app = create_app(settings)
+    status = request_cancel(app.conf.mediaworker_runtime.catalog, args.job_id)
+    if status is None:
+        print(f"mediaworker: no job {args.job_id!r} in the catalog", file=sys.stderr)
+        return EXIT_USAGE
+    app.control.revoke(args.job_id)  # a worker that has the message but has not started it drops it
+    print(f"{args.job_id} {status}{' (stopping)' if status == 'running' else ''}")
+    return EXIT_OK
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:

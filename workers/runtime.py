@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+import socket
+
+from pipelines.catalog import Catalog
 from pipelines.config import Settings
 from pipelines.s3storage import S3Storage
 from pipelines.storage import LocalStorage, Storage
@@ -12,3 +17,50 @@ def open_storage(settings: Settings) -> Storage:
     if settings.s3 is not None:
         return S3Storage(settings.s3)
     return LocalStorage(settings.objects_dir)
+
+
+class WorkerRuntime:
+    """What one worker process holds: the settings, and a catalog and a store opened on first use.
+
+    Opened lazily so that nothing is connected when Celery forks its pool; :meth:`after_fork` drops any
+    connection a pool process inherited, so no two processes ever share one.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._catalog: Catalog | None = None
+        self._storage: Storage | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog.open(self.settings.catalog_url)
+        return self._catalog
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = open_storage(self.settings)
+        return self._storage
+
+    @property
+    def worker_id(self) -> str:
+        """``host:pid`` of this process: the holder named in the job leases it takes."""
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def after_fork(self) -> None:
+        if self._catalog is not None:
+            self._catalog.engine.dispose(close=False)
+        self._storage = None
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when a lease holder (``host:pid``) is a process of this host that no longer runs."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in {"Z", "X"}  # a zombie is as dead as it gets

@@ -79,8 +79,8 @@ class Catalog:
 
     # Jobs -----------------------------------------------------------------------------------------
 
-    def create_job(self, *, asset_id: str, source_uri: str) -> str:
-        job_id = str(uuid.uuid4())
+    def create_job(self, *, asset_id: str, source_uri: str, job_id: str | None = None) -> str:
+        job_id = job_id or str(uuid.uuid4())
         with self.session() as session:
             session.add(Job(id=job_id, asset_id=asset_id, source_uri=source_uri, status="queued", percent=0.0))
         return job_id

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -145,4 +145,16 @@ def _aware(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every time in the catalog is UTC."""
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=timezone.utc)
+    return moment.replace(tzinfo=UTC)
+
+
+def fail(catalog: Catalog, job_id: str, *, code: str, message: str) -> dict[str, Any]:
+    """Mark a job failed for a reason found outside the pipeline (a time limit); return its document."""
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return {}
+        job.status, job.error_code, job.error_message, job.finished_at = "failed", code, message, utcnow()
+        job.claimed_by = job.lease_expires_at = None
+        job.document = _failed_document(job)
+        return dict(job.document)

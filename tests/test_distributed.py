@@ -1,0 +1,224 @@
+"""The distributed mode against real parts: Redis and RabbitMQ brokers, a real S3 server, PostgreSQL, and
+``mediaworker worker`` processes — including workers killed mid-transcode and jobs cancelled while running."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import subprocess
+from typing import Any
+import uuid
+
+from celery import Celery
+import pytest
+import redis
+from sqlalchemy import func, select
+
+from pipelines.catalog import Catalog, Job, Rendition
+from tests.conftest import MEDIAWORKER, make_media
+from tests.workerproc import WorkerProcess, processes_mentioning, wait_for
+
+REDIS_DB = 9
+BROKERS = {
+    "redis": f"redis://127.0.0.1:6379/{REDIS_DB}",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+}
+
+
+@dataclass
+class System:
+    """One broker, the S3 server, the PostgreSQL catalog and a home: what workers and clients share."""
+
+    broker_url: str
+    env: dict[str, str]
+    catalog: Catalog
+    s3: Any
+    logs: Path
+
+    def worker(self, name: str, **env: str) -> WorkerProcess:
+        return WorkerProcess(name, {**self.env, **env}, self.logs)
+
+    def upload(self, path: Path, key: str) -> str:
+        self.s3.client().fput_object("masters", key, str(path))
+        return f"s3://masters/{key}"
+
+    def bare_client(self) -> Celery:
+        """A client that knows nothing of this project: the catalog service's view."""
+        return Celery("catalog-service", broker=self.broker_url)
+
+    def job(self, job_id: str) -> Job | None:
+        return self.catalog.get_job(job_id)
+
+    def wait_status(self, job_id: str, statuses: set[str], timeout: float, *workers: WorkerProcess) -> Job:
+        def check() -> Job | None:
+            job = self.job(job_id)
+            return job if job is not None and job.status in statuses else None
+
+        found = wait_for(check, timeout, what=f"job {job_id} to reach {statuses}",
+                         on_timeout=lambda: f"job: {self.job(job_id) and vars(self.job(job_id))}\n"
+                         + "\n".join(w.tail() for w in workers))
+        assert isinstance(found, Job)
+        return found
+
+    def output_keys(self, asset_id: str) -> list[str]:
+        client = self.s3.client()
+        if not client.bucket_exists("media-out"):
+            return []
+        return sorted(o.object_name for o in client.list_objects("media-out", prefix=f"hls/{asset_id}/", recursive=True))
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def system(request: pytest.FixtureRequest, postgres_url: str, s3_server: Any, tmp_path: Path) -> Iterator[System]:
+    broker = BROKERS[request.param]
+    if request.param == "redis":
+        redis.Redis(db=REDIS_DB).flushdb()
+    else:
+        with Celery(broker=broker).connection_for_write() as connection:
+            for queue in ("transcode", "analysis", "bookkeeping", "celery"):
+                try:
+                    connection.default_channel.queue_purge(queue)
+                except Exception:  # noqa: BLE001 - a queue that does not exist yet has nothing to purge
+                    connection.close()
+                    connection.connect()
+    env = {
+        **os.environ, **s3_server.env,
+        "MEDIAWORKER_HOME": str(tmp_path / "home"),
+        "MEDIAWORKER_BROKER_URL": broker,
+        "MEDIAWORKER_CATALOG_URL": postgres_url,
+        "MEDIAWORKER_LEASE_S": "6",
+        "MEDIAWORKER_RETRY_BASE_S": "1",
+    }
+    catalog = Catalog.open(postgres_url)
+    (tmp_path / "logs").mkdir()
+    yield System(broker, env, catalog, s3_server, tmp_path / "logs")
+    catalog.dispose()
+
+
+@pytest.fixture(scope="module")
+def long_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 s of 640x360 video and sound: a transcode that takes long enough to be interrupted."""
+    return make_media(
+        tmp_path_factory.mktemp("long") / "long.mp4",
+        "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=60",
+        "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=60",
+        "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+    )
+
+
+def _short_master(folder: Path, n: int) -> Path:
+    return make_media(folder / f"short-{n}.flac", "-f", "lavfi", "-i",
+                      f"sine=frequency={200 + n * 10}:sample_rate=44100:duration=2", "-ac", "2")
+
+
+def test_a_job_sent_by_name_from_a_bare_client_completes(system: System, masters: dict[str, Path]) -> None:
+    """The catalog service's view: ``send_task`` by name; the ladder lands in S3 and the catalog in PostgreSQL."""
+    source = system.upload(masters["video"], f"{uuid.uuid4()}/video.mp4")
+    asset_id = f"dist-{uuid.uuid4().hex[:8]}"
+    with system.worker("w1") as worker:
+        client = system.bare_client()
+        sent = client.send_task("mediaworker.process_asset", kwargs={"asset_id": asset_id, "source": source},
+                                queue="transcode")
+        job = system.wait_status(sent.id, {"succeeded", "failed"}, 120, worker)
+        # Sent to Celery's default queue by a client that knows no routing at all: forwarded, then run.
+        default = client.send_task("mediaworker.process_asset", kwargs={"asset_id": asset_id + "-b", "source": source})
+        second = system.wait_status(default.id, {"succeeded", "failed"}, 120, worker)
+    assert job.status == "succeeded", job.error_message
+    assert second.status == "succeeded", second.error_message
+    assert job.document is not None
+    master = job.document["hls"]["master"]
+    assert master.startswith(f"s3://media-out/hls/{asset_id}/") and master.endswith("/master.m3u8")
+    keys = system.output_keys(asset_id)
+    assert {k.rsplit("/", 2)[1] for k in keys if k.endswith("index.m3u8")} == {"540p", "360p", "234p", "audio-128k"}
+    stat = system.s3.client().stat_object("media-out", master.removeprefix("s3://media-out/"))
+    assert stat.content_type == "application/vnd.apple.mpegurl"
+    with system.catalog.session() as session:
+        assert session.scalar(select(func.count()).select_from(Rendition).where(Rendition.asset_id == asset_id)) == 4
+
+
+def test_submit_and_status_through_the_command_line(system: System, masters: dict[str, Path]) -> None:
+    env = system.env
+    with system.worker("w1") as worker:
+        submitted = subprocess.run([MEDIAWORKER, "submit", str(masters["audio"]), "--asset-id", "cli-submit"],
+                                   capture_output=True, text=True, env=env, timeout=60)
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.strip()
+        system.wait_status(job_id, {"succeeded"}, 120, worker)
+    status = subprocess.run([MEDIAWORKER, "status", job_id], capture_output=True, text=True, env=env, timeout=60)
+    assert status.returncode == 0 and "succeeded" in status.stdout and "audio-256k" in status.stdout
+
+
+def test_killing_the_pool_process_mid_transcode_runs_the_job_exactly_once(
+    system: System, long_master: Path
+) -> None:
+    source = system.upload(long_master, f"{uuid.uuid4()}/long.mp4")
+    asset_id = f"kill-{uuid.uuid4().hex[:8]}"
+    with system.worker("w1") as worker:
+        sent = system.bare_client().send_task(
+            "mediaworker.process_asset", kwargs={"asset_id": asset_id, "source": source}, queue="transcode"
+        )
+        wait_for(lambda: (j := system.job(sent.id)) is not None and j.stage == "transcode" and j.percent > 10, 120,
+                 what="the transcode to be under way", on_timeout=worker.tail)
+        home = system.env["MEDIAWORKER_HOME"]
+        assert processes_mentioning(home), "no ffmpeg is running for the job"
+        for pid in worker.pool_pids():
+            os.kill(pid, 9)
+        job = system.wait_status(sent.id, {"succeeded", "failed"}, 240, worker)
+        assert processes_mentioning(f"{home}/work") == []  # no orphan ffmpeg from the killed run
+    assert job.status == "succeeded", job.error_message
+    assert (job.attempts, job.lost_runs) == (2, 1)
+    with system.catalog.session() as session:
+        assert session.scalar(select(func.count()).select_from(Job).where(Job.asset_id == asset_id)) == 1
+        assert session.scalar(select(func.count()).select_from(Rendition).where(Rendition.asset_id == asset_id)) == 3
+    assert job.document is not None
+    keys = system.output_keys(asset_id)
+    prefix = job.document["hls"]["prefix"] + "/"
+    assert keys and all(key.startswith(prefix) for key in keys), keys  # one ladder, nothing half-published beside it
+
+
+def test_a_cancelled_job_stops_and_leaves_no_output(system: System, long_master: Path) -> None:
+    source = system.upload(long_master, f"{uuid.uuid4()}/long.mp4")
+    asset_id = f"cancel-{uuid.uuid4().hex[:8]}"
+    with system.worker("w1") as worker:
+        sent = system.bare_client().send_task(
+            "mediaworker.process_asset", kwargs={"asset_id": asset_id, "source": source}, queue="transcode"
+        )
+        wait_for(lambda: (j := system.job(sent.id)) is not None and j.stage == "transcode", 120,
+                 what="the transcode to start", on_timeout=worker.tail)
+        cancel = subprocess.run([MEDIAWORKER, "cancel", sent.id], capture_output=True, text=True, env=system.env,
+                                timeout=60)
+        assert cancel.returncode == 0 and "running" in cancel.stdout, cancel.stderr
+        job = system.wait_status(sent.id, {"cancelled", "succeeded", "failed"}, 60, worker)
+        assert processes_mentioning(f"{system.env['MEDIAWORKER_HOME']}/work") == []
+    assert job.status == "cancelled"
+    assert system.output_keys(asset_id) == []
+
+
+def test_fifty_jobs_on_two_workers_each_complete_exactly_once(
+    system: System, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("fifty")
+    client = system.bare_client()
+    runs: list[tuple[str, str]] = []
+    with system.worker("w1") as first, system.worker("w2") as second:
+        for n in range(50):
+            source = system.upload(_short_master(folder, n), f"fifty/{uuid.uuid4()}.flac")
+            asset_id = f"fifty-{n:02d}-{uuid.uuid4().hex[:6]}"
+            sent = client.send_task("mediaworker.process_asset", kwargs={"asset_id": asset_id, "source": source},
+                                    queue="transcode")
+            runs.append((sent.id, asset_id))
+        for job_id, _ in runs:
+            system.wait_status(job_id, {"succeeded", "failed"}, 300, first, second)
+        done_by = [w.log.read_text().count("succeeded in") for w in (first, second)]
+    jobs = [system.job(job_id) for job_id, _ in runs]
+    assert [j.status for j in jobs if j is not None] == ["succeeded"] * 50
+    assert {j.attempts for j in jobs if j is not None} == {1}
+    holders = {(j.document or {}).get("job_id") for j in jobs if j is not None}
+    assert len(holders) == 50
+    with system.catalog.session() as session:
+        asset_ids = [asset for _, asset in runs]
+        assert session.scalar(select(func.count()).select_from(Job).where(Job.asset_id.in_(asset_ids))) == 50
+        rows = session.scalar(select(func.count()).select_from(Rendition).where(Rendition.asset_id.in_(asset_ids)))
+        assert rows == 150  # three AAC rungs per asset, none doubled
+    assert sum(done_by) == 50 and min(done_by) > 0, done_by  # both workers took a share

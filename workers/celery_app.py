@@ -1,0 +1,82 @@
+"""The Celery app: broker, queues and routing, delivery guarantees and limits — all from the settings.
+
+Queues, so that each kind of work scales on its own:
+
+* ``transcode`` — ``mediaworker.process_asset``: the whole job for one master (CPU-heavy, long).
+* ``analysis`` — analysis work that is light next to a transcode (clip matching, when it lands).
+* ``bookkeeping`` — small fast tasks (upload notifications turned into jobs).
+* ``celery`` — Celery's default queue, where a client that does not know this routing sends by task name:
+  ``process_asset`` forwards such messages to ``transcode`` instead of running them there.
+
+Delivery: JSON only; a message is acknowledged only after its task ends (``acks_late``), put back if the
+worker process dies (``task_reject_on_worker_lost``), one message prefetched at a time. The job claim in the
+catalog (``pipelines.catalog.leases``) turns redelivery into exactly-once effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu.entity import Queue
+
+from pipelines.config import Settings
+from workers.runtime import WorkerRuntime
+
+QUEUES = ("transcode", "analysis", "bookkeeping", "celery")
+ROUTES = {
+    "mediaworker.process_asset": {"queue": "transcode"},
+    "mediaworker.match_clip": {"queue": "analysis"},
+    "mediaworker.ingest_event": {"queue": "bookkeeping"},
+}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings for ``settings``; pure, so the routing and limits can be tested without a broker."""
+    worker = settings.worker
+    broker = settings.broker_url
+    backend = worker.result_backend or (broker if broker.startswith(("redis://", "rediss://")) else "rpc://")
+    return {
+        "broker_url": broker,
+        "result_backend": backend,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_track_started": True,
+        "task_time_limit": worker.task_time_limit_s,
+        "task_soft_time_limit": worker.task_soft_time_limit_s,
+        # Redis redelivers an unacknowledged message after this long: it must outlast the longest task.
+        "broker_transport_options": {"visibility_timeout": worker.visibility_timeout_s},
+        "result_backend_transport_options": {"visibility_timeout": worker.visibility_timeout_s},
+        "broker_connection_retry_on_startup": True,
+        "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
+        "task_default_queue": "celery",
+        "task_routes": ROUTES,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "result_expires": 7 * 24 * 3600,
+    }
+
+
+def create_app(settings: Settings) -> Celery:
+    """The app, its tasks registered, with a :class:`WorkerRuntime` (catalog and storage) attached."""
+    app = Celery("mediaworker")
+    app.config_from_object(celery_config(settings))
+    app.conf.mediaworker_runtime = WorkerRuntime(settings)
+
+    from workers import tasks
+
+    tasks.register(app)
+
+    @worker_process_init.connect(weak=False)
+    def _after_fork(**_: Any) -> None:
+        # A forked pool process must not share the parent's database connections.
+        app.conf.mediaworker_runtime.after_fork()
+
+    return app

@@ -1,0 +1,48 @@
+"""``mediaworker submit``: put a local master in the masters bucket and enqueue its job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import re
+import uuid
+
+from celery import Celery
+
+from pipelines.catalog import validate_asset_id
+from pipelines.errors import ConfigError
+from pipelines.storage import ObjectRef, sha256_of
+from workers.runtime import WorkerRuntime
+from workers.tasks import PROCESS_ASSET
+
+
+def submit_job(app: Celery, runtime: WorkerRuntime, source: str, *, asset_id: str | None = None) -> str:
+    """Enqueue ``mediaworker.process_asset`` for ``source``; upload it first if it is a local file.
+
+    The job row is created here, queued, under the id the task will carry, so ``mediaworker status`` knows
+    the job before a worker does. Raises ``ConfigError`` for a missing local file, ``ValueError`` for an
+    invalid asset id, ``StorageError`` when the upload fails.
+    """
+    settings = runtime.settings
+    if asset_id is not None:
+        validate_asset_id(asset_id)
+    if not source.startswith("s3://"):
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"no such file: {source}")
+        digest = sha256_of(path)
+        asset_id = asset_id or f"sha256-{digest[:16]}"
+        ref = ObjectRef(settings.masters_bucket, f"uploads/{digest[:16]}/{_safe_name(path.name)}")
+        runtime.storage.put_file(path, ref, content_type="application/octet-stream")
+        source = ref.uri
+    elif asset_id is None:
+        raise ConfigError("an s3:// source needs --asset-id (its content is not read here)")
+    job_id = str(uuid.uuid4())
+    runtime.catalog.create_job(asset_id=asset_id, source_uri=source, job_id=job_id)
+    app.send_task(PROCESS_ASSET, kwargs={"asset_id": asset_id, "source": source}, task_id=job_id, queue="transcode")
+    return job_id
+
+
+def _safe_name(name: str) -> str:
+    """A file name as one object-key segment: no separators or control characters, at most 200 characters."""
+    cleaned = re.sub(r"[^A-Za-z0-9._ -]+", "_", name).strip(" .") or "master"
+    return cleaned[:200]
