@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import contextlib
 import os
 from pathlib import Path
 import signal
@@ -54,10 +55,8 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         # Whatever is left of the process group (a pool process of a killed worker) goes too.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
 
     def tail(self) -> str:
