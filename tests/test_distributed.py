@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -38,7 +39,8 @@ class System:
     logs: Path
 
     def worker(self, name: str, **env: str) -> WorkerProcess:
-        return WorkerProcess(name, {**self.env, **env}, self.logs)
+        # Unique names: RabbitMQ keeps a worker's control queue a moment after the worker has gone.
+        return WorkerProcess(f"{name}-{uuid.uuid4().hex[:6]}", {**self.env, **env}, self.logs)
 
     def upload(self, path: Path, key: str) -> str:
         self.s3.client().fput_object("masters", key, str(path))
@@ -222,3 +224,36 @@ def test_fifty_jobs_on_two_workers_each_complete_exactly_once(
         rows = session.scalar(select(func.count()).select_from(Rendition).where(Rendition.asset_id.in_(asset_ids)))
         assert rows == 150  # three AAC rungs per asset, none doubled
     assert sum(done_by) == 50 and min(done_by) > 0, done_by  # both workers took a share
+
+
+@pytest.mark.parametrize("system", ["rabbitmq"], indirect=True)
+def test_an_upload_notification_becomes_a_job(system: System, masters: dict[str, Path]) -> None:
+    """MinIO's AMQP notification (its documented event JSON) for a new master starts its job, once, even when
+    the notification arrives twice; a tagging event for the same object starts nothing."""
+    from kombu import Connection, Exchange, Producer
+
+    from tests.test_events import _event
+
+    key = f"uploads/{uuid.uuid4().hex}/tone.flac"
+    system.upload(masters["audio"], key)
+    put = _event(s3__object__key=key.replace("/", "%2F"), s3__object__eTag=uuid.uuid4().hex,
+                 s3__object__userMetadata={"X-Amz-Meta-Asset-Id": f"evt-{uuid.uuid4().hex[:8]}"})
+    tagging = _event(eventName="s3:ObjectCreated:PutTagging", s3__object__key=key.replace("/", "%2F"))
+    asset_id = put["Records"][0]["s3"]["object"]["userMetadata"]["X-Amz-Meta-Asset-Id"]
+    with system.worker("w1") as worker:
+        with Connection(system.broker_url) as connection:
+            producer = Producer(connection.channel(), exchange=Exchange("minio-events", type="direct", durable=True))
+            for event in (put, put, tagging):
+                producer.publish(json.dumps(event), routing_key="masters", content_type="application/json",
+                                 content_encoding="utf-8", serializer=None)
+
+        def jobs() -> list[Job]:
+            with system.catalog.session() as session:
+                return list(session.scalars(select(Job).where(Job.asset_id == asset_id)))
+
+        wait_for(lambda: [j for j in jobs() if j.status == "succeeded"], 120, what="the notified job",
+                 on_timeout=worker.tail)
+        assert "not a new object" in worker.tail()
+    (job,) = jobs()
+    assert job.source_uri == f"s3://masters/{key}" and job.attempts == 1
+    assert system.output_keys(asset_id)

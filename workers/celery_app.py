@@ -70,9 +70,10 @@ def create_app(settings: Settings) -> Celery:
     app.config_from_object(celery_config(settings))
     app.conf.mediaworker_runtime = WorkerRuntime(settings)
 
-    from workers import tasks
+    from workers import notifications, tasks
 
     tasks.register(app)
+    notifications.install(app)
 
     @worker_process_init.connect(weak=False)
     def _after_fork(**_: Any) -> None:

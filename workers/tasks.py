@@ -17,6 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from pipelines.catalog import validate_asset_id
 from pipelines.catalog.leases import Claim, claim, fail, mark_cancelled, release_for_retry
 from pipelines.errors import CatalogError
+from pipelines.events import EventError
 from pipelines.job import JobOutcome, run_job
 from workers.claims import JobInterrupted, held_lease
 from workers.runtime import WorkerRuntime, holder_is_dead
@@ -24,6 +25,7 @@ from workers.runtime import WorkerRuntime, holder_is_dead
 log = logging.getLogger(__name__)
 
 PROCESS_ASSET = "mediaworker.process_asset"
+INGEST_EVENT = "mediaworker.ingest_event"
 INTAKE_QUEUE = "celery"
 
 
@@ -34,6 +36,19 @@ def register(app: Celery) -> None:
     def process_asset(self: Task, *, asset_id: str, source: str) -> dict[str, Any]:
         """The whole job for the master at ``source`` (``s3://bucket/key``), recorded under ``asset_id``."""
         return _process_asset(self, asset_id=asset_id, source=source)
+
+    @app.task(bind=True, name=INGEST_EVENT, max_retries=None)
+    def ingest_event(self: Task, *, payload: str) -> list[str]:
+        """Turn one bucket notification into jobs (see ``workers.notifications``); a bad payload is dropped."""
+        from workers.notifications import handle_bucket_event
+
+        try:
+            return handle_bucket_event(self.app, payload)
+        except EventError as exc:
+            log.warning("dropped a bucket notification that is not an S3 event: %s", exc)
+            return []
+        except CatalogError as exc:
+            raise _retry(self, exc) from exc
 
 
 def _process_asset(task: Task, *, asset_id: str, source: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-import re
 from typing import Any
 import uuid
 
@@ -22,18 +21,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pipelines.catalog.models import Asset, Base, Job, Rendition, utcnow
 from pipelines.errors import CatalogError
+from pipelines.ids import validate_asset_id
 
 __all__ = ["Asset", "Catalog", "Job", "Rendition", "validate_asset_id"]
 
-_ASSET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def validate_asset_id(asset_id: str) -> str:
-    """Asset ids become part of object keys: letters, digits, ``.``, ``_`` and ``-``, at most 128."""
-    if not _ASSET_ID.fullmatch(asset_id):
-        raise ValueError(f"invalid asset id {asset_id!r}: use 1-128 letters, digits, '.', '_' or '-'")
-    return asset_id
 
 
 class Catalog:

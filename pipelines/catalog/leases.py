@@ -49,10 +49,7 @@ def claim(
     """Try to take job ``job_id`` for ``worker``, creating its row if the message is the first word of it."""
     now = utcnow()
     with catalog.session() as session:
-        _insert_ignore(session, Job, {
-            "id": job_id, "asset_id": asset_id, "source_uri": source_uri, "status": "queued",
-            "percent": 0.0, "attempts": 0, "lost_runs": 0, "cancel_requested": False, "created_at": now,
-        })
+        _insert_ignore(session, Job, _queued_row(job_id, asset_id, source_uri, now))
         job = session.scalars(select(Job).where(Job.id == job_id).with_for_update(skip_locked=True)).first()
         if job is None:
             return Claim("busy", job_id, retry_in_s=5.0)  # another worker holds the row lock this very moment
@@ -158,3 +155,16 @@ def fail(catalog: Catalog, job_id: str, *, code: str, message: str) -> dict[str,
         job.claimed_by = job.lease_expires_at = None
         job.document = _failed_document(job)
         return dict(job.document)
+
+
+def enqueue(catalog: Catalog, job_id: str, *, asset_id: str, source_uri: str) -> None:
+    """Create a queued job row unless the job exists already (a notification delivered twice)."""
+    with catalog.session() as session:
+        _insert_ignore(session, Job, _queued_row(job_id, asset_id, source_uri, utcnow()))
+
+
+def _queued_row(job_id: str, asset_id: str, source_uri: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": job_id, "asset_id": asset_id, "source_uri": source_uri, "status": "queued", "percent": 0.0,
+        "attempts": 0, "lost_runs": 0, "cancel_requested": False, "created_at": now,
+    }
