@@ -124,3 +124,22 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     with S3Server(tmp_path_factory.mktemp("s3-root"), buckets=("masters",)) as server:
         yield server
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def system(request: pytest.FixtureRequest, postgres_url: str, s3_server: Any, tmp_path: Path) -> Iterator[Any]:
+    """The distributed system (``tests.distributed.System``) on each broker in turn."""
+    from tests.distributed import system_fixture
+
+    yield from system_fixture(request, postgres_url, s3_server, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def long_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 s of 640x360 video and sound: a transcode that takes long enough to be interrupted."""
+    return make_media(
+        tmp_path_factory.mktemp("long") / "long.mp4",
+        "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=60",
+        "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=60",
+        "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+    )
