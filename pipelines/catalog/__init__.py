@@ -14,7 +14,7 @@ import uuid
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +25,7 @@ from pipelines.ids import validate_asset_id
 
 __all__ = ["Asset", "Catalog", "Job", "Rendition", "validate_asset_id"]
 
+_MIGRATION_LOCK = 0x6D656469  # any constant; "medi"
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -54,6 +55,9 @@ class Catalog:
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Workers starting together must not run the migrations side by side.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
