@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 import logging
+import os
 from pathlib import Path
 import shutil
 import tempfile
@@ -111,7 +112,8 @@ def run_job(
     if asset_id is not None:
         validate_asset_id(asset_id)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    workspace = Path(tempfile.mkdtemp(prefix="job-", dir=settings.work_dir))
+    sweep_workspaces(settings.work_dir)
+    workspace = Path(tempfile.mkdtemp(prefix=f"job-{os.getpid()}-", dir=settings.work_dir))
     try:
         master = workspace / "master"  # no extension: ffmpeg identifies the format from the bytes, not the name
         fetch_started = time.monotonic()
@@ -235,6 +237,21 @@ def _check_complete(probe: Probe, measured: list[MeasuredRendition]) -> None:
                 f"the master claims {probe.duration_s:.1f} s but only {rendition.duration_s:.1f} s of it could be "
                 f"decoded ({rendition.name}); the file is probably cut short",
             )
+
+
+def sweep_workspaces(work_dir: Path) -> int:
+    """Remove the scratch folders of jobs whose process is gone (a worker killed mid-job); return how many.
+
+    A folder is named ``job-<pid>-…`` after the process that made it, so workers sharing a home never remove
+    each other's live folders.
+    """
+    removed = 0
+    for folder in work_dir.glob("job-*-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _published_prefix(catalog: Catalog, asset_id: str) -> str | None:

@@ -200,3 +200,15 @@ def test_s3_uri_sources_read_from_the_embedded_store(masters: dict[str, Path], h
     assert missing.returncode == 2 and missing.document["error"]["code"] == "source_not_found"
     hostile = cli("process", "s3://masters/../../etc/passwd", "--json", "--asset-id", "hostile")
     assert hostile.returncode == 2 and hostile.document["error"]["code"] == "invalid_source"
+
+
+def test_scratch_folders_of_dead_processes_are_swept(tmp_path: Path) -> None:
+    from pipelines.job import sweep_workspaces
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"job-{dead.pid}-abc").mkdir()
+    (tmp_path / f"job-{dead.pid}-abc" / "master").write_bytes(b"x" * 100)
+    (tmp_path / f"job-{os.getpid()}-def").mkdir()  # a live process's folder stays
+    assert sweep_workspaces(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [f"job-{os.getpid()}-def"]
