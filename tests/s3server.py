@@ -37,11 +37,15 @@ class S3Server:
 
     The port is chosen by the OS (``--addr 127.0.0.1:0``) and read from rclone's log, so there is no race with
     other processes. Keys are random; the access key is long enough for rclone (it refuses 2-character ones).
+    With ``anonymous=True`` rclone runs without ``--auth-key``: it then serves every request, signed (with any
+    key, so ``env`` and ``client()`` still work) or not, so that a browser can GET objects by plain URL.
     """
 
-    def __init__(self, root: Path, *, buckets: tuple[str, ...] | list[str] = (), start_timeout: float = 20.0) -> None:
+    def __init__(self, root: Path, *, buckets: tuple[str, ...] | list[str] = (), start_timeout: float = 20.0,
+                 anonymous: bool = False) -> None:
         self.root = root
         self.buckets = tuple(buckets)
+        self.anonymous = anonymous
         self.start_timeout = start_timeout
         self.access_key = "mwtest" + secrets.token_hex(6)
         self.secret_key = secrets.token_hex(20)
@@ -74,7 +78,7 @@ class S3Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
             rclone_binary(), "serve", "s3", "--config", "", "--addr", "127.0.0.1:0",
-            "--auth-key", f"{self.access_key},{self.secret_key}", str(self.root),
+            *([] if self.anonymous else ["--auth-key", f"{self.access_key},{self.secret_key}"]), str(self.root),
         ]
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
@@ -91,7 +95,7 @@ class S3Server:
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
                 connection.request("GET", "/")
-                connection.getresponse().read()  # 403 to an anonymous caller: it answers
+                connection.getresponse().read()  # 403 to an anonymous caller (200 if anonymous): it answers
                 return self
             except OSError:
                 if time.monotonic() > deadline:

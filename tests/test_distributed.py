@@ -9,6 +9,7 @@ from pathlib import Path
 import subprocess
 import uuid
 
+from celery import Celery
 import pytest
 from sqlalchemy import func, select
 
@@ -97,6 +98,12 @@ def test_a_cancelled_job_stops_and_leaves_no_output(system: System, long_master:
         )
         wait_for(lambda: (j := system.job(sent.id)) is not None and j.stage == "transcode", 120,
                  what="the transcode to start", on_timeout=worker.tail)
+        if system.broker_url.startswith("redis://"):
+            # Celery's own view of a running job, through the result backend: PROGRESS with stage and percent.
+            result = Celery(broker=system.broker_url, backend=system.broker_url).AsyncResult(sent.id)
+            wait_for(lambda: result.state == "PROGRESS" and result.info.get("stage") == "transcode", 30,
+                     what="a PROGRESS state", on_timeout=lambda: f"{result.state} {result.info}")
+            assert 0 <= result.info["percent"] <= 100 and result.info["asset_id"] == asset_id
         cancel = subprocess.run([MEDIAWORKER, "cancel", sent.id], capture_output=True, text=True, env=system.env,
                                 timeout=60)
         assert cancel.returncode == 0 and "running" in cancel.stdout, cancel.stderr
