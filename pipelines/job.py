@@ -1,4 +1,4 @@
-"""The whole job for one master: fetch → probe → transcode → package → publish → catalog.
+"""The whole job for one master: fetch → probe → analyse → transcode → package → publish → match → catalog.
 
 This is the only module that wires stages to storage and the catalog. The stages themselves take local paths
 and frozen settings and return frozen results; this module gives them a private workspace, reports progress,
@@ -20,9 +20,13 @@ import time
 from typing import Any
 
 from pipelines.catalog import Catalog, validate_asset_id
+from pipelines.clip_match import load_index
 from pipelines.config import Settings
+from pipelines.decode import analysis_format, decode_audio
 from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError
+from pipelines.fingerprint import Fingerprint, FingerprintSink
 from pipelines.ladder import LadderPolicy, select_ladder
+from pipelines.match_index import Match, merge
 from pipelines.package import (
     MASTER_NAME,
     MeasuredRendition,
@@ -31,18 +35,20 @@ from pipelines.package import (
     publication_order,
 )
 from pipelines.probe import Probe, probe_file
-from pipelines.storage import InvalidKeyError, ObjectRef, Storage, copy_with_digest, parse_s3_uri
+from pipelines.storage import ObjectRef, Storage, fetch_source
 from pipelines.transcode import transcode
 
 log = logging.getLogger(__name__)
 
 # (stage, first percent, last percent) of the job's overall progress.
 STAGES: tuple[tuple[str, float, float], ...] = (
-    ("fetch", 0.0, 4.0),
-    ("probe", 4.0, 5.0),
-    ("transcode", 5.0, 92.0),
-    ("package", 92.0, 94.0),
-    ("publish", 94.0, 99.0),
+    ("fetch", 0.0, 3.0),
+    ("probe", 3.0, 4.0),
+    ("analyse", 4.0, 12.0),
+    ("transcode", 12.0, 92.0),
+    ("package", 92.0, 93.0),
+    ("publish", 93.0, 97.0),
+    ("match", 97.0, 99.0),
     ("catalog", 99.0, 100.0),
 )
 _STAGE_SPAN = {name: (start, end) for name, start, end in STAGES}
@@ -120,7 +126,7 @@ def run_job(
         if on_progress is not None:
             on_progress("fetch", 0.0)
         try:
-            digest = _fetch(source, master, storage)
+            digest = fetch_source(source, master, storage)
         except (MediaError, StorageError) as exc:
             job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
             return _fail(catalog, job_id, asset_id or "unknown", exc, None)
@@ -130,7 +136,8 @@ def run_job(
             catalog.start_job(job_id)
         tracker = _Tracker(catalog, job_id, on_progress)
         tracker.timings["fetch"] = round(time.monotonic() - fetch_started, 3)
-        run = _JobRun(settings, storage, tracker, workspace, asset_id, job_id, digest, policy or LadderPolicy())
+        run = _JobRun(settings, storage, catalog, tracker, workspace, asset_id, job_id, digest,
+                      policy or LadderPolicy())
         try:
             document = run.process(master)
         except (MediaError, StorageError, FFmpegError) as exc:
@@ -138,11 +145,16 @@ def run_job(
         assert run.probe is not None
         with tracker.stage("catalog"):
             replaced = _published_prefix(catalog, asset_id)
+            fingerprint = run.fingerprint
             catalog.complete_job(
                 job_id,
                 asset=_asset_row(source, digest, run.probe, document),
                 renditions=_rendition_rows(document),
                 document=document,
+                fingerprint=None if fingerprint is None else (
+                    fingerprint.items.astype("<u4").tobytes(), fingerprint.duration_s, len(fingerprint.items)
+                ),
+                matches=[_match_row(m) for m in document["matches"]],
             )
         if replaced not in (None, document["hls"]["prefix"]):
             run.discard(replaced)  # the catalog now points at the new ladder; the old one is garbage
@@ -157,6 +169,7 @@ class _JobRun:
 
     settings: Settings
     storage: Storage
+    catalog: Catalog
     tracker: _Tracker
     workspace: Path
     asset_id: str
@@ -164,11 +177,20 @@ class _JobRun:
     digest: str
     policy: LadderPolicy
     probe: Probe | None = None
+    fingerprint: Fingerprint | None = None
 
     def process(self, master: Path) -> dict[str, Any]:
         settings, tracker = self.settings, self.tracker
         with tracker.stage("probe"):
             self.probe = probe = probe_file(master, ffprobe=settings.ffprobe, limits=settings.limits)
+
+        if probe.audio is not None:
+            with tracker.stage("analyse") as advance:
+                fmt = analysis_format(probe)
+                fingerprinter = FingerprintSink(rate=fmt.rate, channels=fmt.channels)
+                decode_audio(master, probe, [fingerprinter], ffmpeg=settings.ffmpeg, limits=settings.limits,
+                             fmt=fmt, on_fraction=advance)
+                self.fingerprint = fingerprinter.finish()
 
         ladder = select_ladder(probe, self.policy)
         out_dir = self.workspace / "hls"
@@ -194,6 +216,11 @@ class _JobRun:
         with tracker.stage("publish") as advance:
             self._publish(publication_order(out_dir, measured), prefix, advance)
 
+        matches: list[Match] = []
+        if self.fingerprint is not None and len(self.fingerprint.items):
+            with tracker.stage("match"):
+                matches = self._find_in_catalog(self.fingerprint)
+
         def uri(key: str) -> str:
             return self.storage.uri(ObjectRef(settings.output_bucket, f"{prefix}/{key}"))
 
@@ -202,11 +229,19 @@ class _JobRun:
             m.to_document(uri(f"{m.directory.as_posix()}/index.m3u8"), audio=audio if m.kind == "video" else None)
             for m in sorted(measured, key=lambda m: (m.kind != "video", -m.peak_bps))
         ]
-        return _document(
+        document = _document(
             self.asset_id, self.job_id, "succeeded", None, probe,
             hls={"master": uri(MASTER_NAME), "prefix": prefix, "renditions": renditions},
             timings=tracker.timings,
         )
+        document["fingerprint"] = self.fingerprint.to_document() if self.fingerprint is not None else None
+        document["matches"] = [m.to_document() for m in matches]
+        return document
+
+    def _find_in_catalog(self, fingerprint: Fingerprint) -> list[Match]:
+        """The catalog assets this master contains or repeats (a re-upload, a sample), best first."""
+        index = load_index(self.catalog, exclude=self.asset_id)
+        return merge([index.search(fingerprint.items)], top=10, accept=index.policy.accept_score)
 
     def _publish(self, files: list[tuple[Path, str, str]], prefix: str, advance: Callable[[float], None]) -> None:
         """Upload in publication order; if interrupted, remove what was uploaded (the master was never written)."""
@@ -262,20 +297,6 @@ def _published_prefix(catalog: Catalog, asset_id: str) -> str | None:
     job = catalog.get_job(asset.latest_job_id)
     hls = (job.document or {}).get("hls") if job is not None else None
     return hls.get("prefix") if isinstance(hls, dict) else None
-
-
-def _fetch(source: str, dest: Path, storage: Storage) -> str:
-    """Copy the master into the job's workspace; return its SHA-256. Raises ``MediaError`` or ``StorageError``."""
-    if source.startswith("s3://"):
-        try:
-            ref = parse_s3_uri(source)
-        except InvalidKeyError as exc:
-            raise MediaError("invalid_source", f"the source is not a valid object address: {exc}") from exc
-        return storage.fetch(ref, dest)
-    path = Path(source)
-    if not path.is_file():
-        raise MediaError("source_not_found", f"no such file: {source}")
-    return copy_with_digest(path, dest)
 
 
 def _blame_master(exc: FFmpegError) -> MediaError | FFmpegError:
@@ -339,6 +360,11 @@ def _asset_row(source: str, digest: str, probe: Probe, document: dict[str, Any])
         "hls_master": document["hls"]["master"],
         "probe": document["probe"],
     }
+
+
+def _match_row(match: dict[str, Any]) -> dict[str, Any]:
+    return {"matched_asset_id": match["asset_id"], "score": match["score"], "query_offset_s": match["query_offset_s"],
+            "asset_offset_s": match["asset_offset_s"], "matched_s": match["matched_s"]}
 
 
 def _rendition_rows(document: dict[str, Any]) -> list[dict[str, Any]]:

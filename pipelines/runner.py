@@ -80,12 +80,14 @@ def run(
     *,
     timeout_s: float,
     on_progress: ProgressCallback | None = None,
+    on_stdout: Callable[[bytes], None] | None = None,
     cwd: str | os.PathLike[str] | None = None,
 ) -> Completed:
     """Run ``cmd`` to completion within ``timeout_s`` seconds of wall-clock time.
 
-    With ``on_progress``, standard output is read as ffmpeg ``-progress pipe:1`` blocks and each block is
-    passed on as it arrives; without it, standard output is collected and returned (ffprobe's JSON).
+    Standard output is, with ``on_progress``, read as ffmpeg ``-progress pipe:1`` blocks, each passed on as it
+    arrives; with ``on_stdout``, passed on raw as it arrives (decoded PCM, never held whole); otherwise
+    collected and returned (ffprobe's JSON).
 
     Raises ``FFmpegError`` if the program cannot start, exits non-zero or runs past ``timeout_s``; in every
     case the process group is gone when this returns.
@@ -144,6 +146,8 @@ def run(
                     if not data:
                         selector.unregister(key.fileobj)
                         open_streams -= 1
+                    elif key.data == "out" and on_stdout is not None:
+                        on_stdout(data)
                     elif key.data == "out" and on_progress is None:
                         stdout_chunks.append(data)
                     else:

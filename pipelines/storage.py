@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from typing import Protocol
 
-from pipelines.errors import StorageError
+from pipelines.errors import MediaError, StorageError
 
 MAX_KEY_BYTES = 1024
 _BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
@@ -140,3 +140,21 @@ def copy_with_digest(source: Path, dest: Path) -> str:
             digest.update(chunk)
             writer.write(chunk)
     return digest.hexdigest()
+
+
+def fetch_source(source: str, dest: Path, storage: Storage) -> str:
+    """Copy a master or clip (a local path or ``s3://bucket/key``) to the local file ``dest``; return its SHA-256.
+
+    Raises ``MediaError`` (``source_not_found``, ``invalid_source``) for a source that is not there or not a
+    valid address, ``StorageError`` when the store fails.
+    """
+    if source.startswith("s3://"):
+        try:
+            ref = parse_s3_uri(source)
+        except InvalidKeyError as exc:
+            raise MediaError("invalid_source", f"the source is not a valid object address: {exc}") from exc
+        return storage.fetch(ref, dest)
+    path = Path(source)
+    if not path.is_file():
+        raise MediaError("source_not_found", f"no such file: {source}")
+    return copy_with_digest(path, dest)

@@ -105,7 +105,8 @@ def open_from_s3(chromium: Browser, server: S3Server, player_js: Path, master_ur
     failed: list[str] = []
 
     def check(response: Response) -> None:
-        requests.append(response.url)
+        if not response.url.startswith("blob:"):  # hls.js starts its transmuxing worker from a blob URL
+            requests.append(response.url)
         failed.extend([] if response.ok else [f"{response.status} {response.url}"])
 
     page.on("response", check)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from pipelines.catalog import Catalog, Job
 from pipelines.config import Settings
-from pipelines.errors import CatalogError, ConfigError
+from pipelines.errors import CatalogError, ConfigError, MediaError
 from workers.runtime import open_storage
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 2
@@ -105,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     process.add_argument("--json", action="store_true", help="print the job document as JSON on stdout")
     process.set_defaults(handler=_process)
 
+    match = commands.add_parser("match", help="look a clip up in the catalog's fingerprint index")
+    match.add_argument("clip", help="a local path or s3://bucket/key")
+    match.add_argument("--top", type=int, default=5, help="at most this many matches (default 5)")
+    match.add_argument("--json", action="store_true", help="print the match document as JSON on stdout")
+    match.set_defaults(handler=_match)
+
+    delete = commands.add_parser("delete", help="remove an asset: its catalog entry, fingerprint and published ladder")
+    delete.add_argument("asset_id")
+    delete.set_defaults(handler=_delete)
+
     worker = commands.add_parser(
         "worker", help="start a Celery worker on the configured broker (other options go to Celery)",
         prefix_chars="\0",  # every option belongs to Celery's own parser
@@ -146,6 +156,46 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
         catalog.dispose()
     _print_document(outcome.document, as_json=args.json)
     return EXIT_OK if outcome.succeeded else EXIT_FAILED
+
+
+def _match(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.clip_match import match_clip
+
+    if not args.clip.startswith("s3://") and not Path(args.clip).is_file():
+        print(f"mediaworker: no such file: {args.clip}", file=sys.stderr)
+        return EXIT_USAGE
+    catalog = Catalog.open(settings.catalog_url)
+    try:
+        document = match_clip(settings, args.clip, catalog=catalog, storage=open_storage(settings), top=args.top)
+    except MediaError as exc:
+        print(f"mediaworker: the clip was rejected: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        catalog.dispose()
+    if args.json:
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not document["matches"]:
+        print("no match in the catalog")
+    for found in [] if args.json else document["matches"]:
+        speed = "" if found["speed"] == 1 else f"  (at {found['speed']:.3f}x speed)"
+        print(f"{found['asset_id']}  score {found['score']:.2f}  clip {found['query_offset_s']:.1f} s"
+              f" = asset {found['asset_offset_s']:.1f} s  for {found['matched_s']:.1f} s{speed}")
+    return EXIT_OK
+
+
+def _delete(settings: Settings, args: argparse.Namespace) -> int:
+    catalog = Catalog.open(settings.catalog_url)
+    try:
+        prefix = catalog.delete_asset(args.asset_id)
+    finally:
+        catalog.dispose()
+    if prefix is None:
+        print(f"mediaworker: no asset {args.asset_id!r} in the catalog", file=sys.stderr)
+        return EXIT_USAGE
+    removed = open_storage(settings).delete_prefix(settings.output_bucket, prefix) if prefix else 0
+    print(f"{args.asset_id} deleted ({removed} published objects removed)")
+    return EXIT_OK
 
 
 def _worker(settings: Settings, args: argparse.Namespace) -> int:

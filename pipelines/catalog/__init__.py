@@ -6,7 +6,7 @@ its results instead of adding rows. Database failures surface as ``CatalogError`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipelines.catalog.models import Asset, Base, Job, Rendition, utcnow
+from pipelines.catalog.models import Asset, AssetMatch, Base, FingerprintRow, Job, Rendition, utcnow
 from pipelines.errors import CatalogError
 from pipelines.ids import validate_asset_id
 
-__all__ = ["Asset", "Catalog", "Job", "Rendition", "validate_asset_id"]
+__all__ = ["Asset", "AssetMatch", "Catalog", "FingerprintRow", "Job", "Rendition", "validate_asset_id"]
 
 _MIGRATION_LOCK = 0x6D656469  # any constant; "medi"
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -98,15 +98,31 @@ class Catalog:
             job.document, job.finished_at = document, utcnow()
 
     def complete_job(
-        self, job_id: str, *, asset: dict[str, Any], renditions: list[dict[str, Any]], document: dict[str, Any]
+        self,
+        job_id: str,
+        *,
+        asset: dict[str, Any],
+        renditions: list[dict[str, Any]],
+        document: dict[str, Any],
+        fingerprint: tuple[bytes, float, int] | None = None,
+        matches: Sequence[dict[str, Any]] = (),
     ) -> None:
-        """Record a successful job: upsert the asset, replace its renditions, store the document, all at once."""
+        """Record a successful job at once: upsert the asset, replace its renditions, fingerprint (``(items,
+        duration_s, item_count)``) and matches, store the document."""
         with self.session() as session:
             job = _get(session, Job, job_id)
-            values = {**asset, "id": job.asset_id, "latest_job_id": job_id, "updated_at": utcnow()}
+            asset_id = job.asset_id
+            values = {**asset, "id": asset_id, "latest_job_id": job_id, "updated_at": utcnow()}
             _upsert(session, Asset, values, key="id")
-            session.execute(delete(Rendition).where(Rendition.asset_id == job.asset_id))
-            session.add_all(Rendition(asset_id=job.asset_id, job_id=job_id, **row) for row in renditions)
+            session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
+            session.add_all(Rendition(asset_id=asset_id, job_id=job_id, **row) for row in renditions)
+            session.execute(delete(FingerprintRow).where(FingerprintRow.asset_id == asset_id))
+            if fingerprint is not None:
+                items, duration_s, count = fingerprint
+                session.add(FingerprintRow(asset_id=asset_id, job_id=job_id, items=items, duration_s=duration_s,
+                                           item_count=count))
+            session.execute(delete(AssetMatch).where(AssetMatch.asset_id == asset_id))
+            session.add_all(AssetMatch(asset_id=asset_id, job_id=job_id, **row) for row in matches)
             job.status, job.stage, job.percent = "succeeded", "done", 100.0
             job.document, job.finished_at = document, utcnow()
 
@@ -124,6 +140,35 @@ class Catalog:
     def get_asset(self, asset_id: str) -> Asset | None:
         with self.session() as session:
             return session.get(Asset, asset_id)
+
+    def fingerprints(self, *, exclude: str | None = None) -> Iterator[tuple[str, bytes]]:
+        """Every asset's fingerprint items (raw little-endian uint32 bytes), streamed in batches."""
+        query = select(FingerprintRow.asset_id, FingerprintRow.items).order_by(FingerprintRow.asset_id)
+        if exclude is not None:
+            query = query.where(FingerprintRow.asset_id != exclude)
+        with self.session() as session:
+            for row in session.execute(query.execution_options(yield_per=500)):
+                yield row.asset_id, row.items
+
+    def matches_of(self, asset_id: str) -> list[AssetMatch]:
+        with self.session() as session:
+            query = select(AssetMatch).where(AssetMatch.asset_id == asset_id).order_by(AssetMatch.score.desc())
+            return list(session.scalars(query))
+
+    def delete_asset(self, asset_id: str) -> str | None:
+        """Remove an asset with its renditions, fingerprint and matches; return its published ladder's prefix."""
+        with self.session() as session:
+            asset = session.get(Asset, asset_id)
+            if asset is None:
+                return None
+            job = session.get(Job, asset.latest_job_id) if asset.latest_job_id else None
+            hls = (job.document or {}).get("hls") if job is not None else None
+            session.execute(delete(AssetMatch).where(
+                (AssetMatch.asset_id == asset_id) | (AssetMatch.matched_asset_id == asset_id)))
+            for model in (Rendition, FingerprintRow):
+                session.execute(delete(model).where(model.asset_id == asset_id))
+            session.delete(asset)
+            return str(hls["prefix"]) if isinstance(hls, dict) and hls.get("prefix") else ""
 
     def renditions(self, asset_id: str) -> list[Rendition]:
         with self.session() as session:

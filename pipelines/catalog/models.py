@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -85,3 +97,33 @@ class Rendition(Base):
     segments: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     playlist_uri: Mapped[str] = mapped_column(Text)
+
+
+class FingerprintRow(Base):
+    """An asset's whole-length Chromaprint fingerprint: raw items as little-endian uint32 bytes."""
+
+    __tablename__ = "fingerprints"
+
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    duration_s: Mapped[float] = mapped_column(Float)
+    item_count: Mapped[int] = mapped_column(Integer)
+    items: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AssetMatch(Base):
+    """A catalog asset that a newly processed master was found to contain (a re-upload, a sample)."""
+
+    __tablename__ = "asset_matches"
+    __table_args__ = (UniqueConstraint("asset_id", "matched_asset_id", name="uq_asset_matches_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    matched_asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(String(36))
+    score: Mapped[float] = mapped_column(Float)
+    query_offset_s: Mapped[float] = mapped_column(Float)
+    asset_offset_s: Mapped[float] = mapped_column(Float)
+    matched_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

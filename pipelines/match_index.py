@@ -1,0 +1,219 @@
+"""The fingerprint match index: which catalog asset a clip comes from, where, and how sure.
+
+An inverted index over Chromaprint items (each 32-bit item a key, its position a posting), held as three flat
+numpy arrays — 12 bytes per item, about 0.35 MB per hour of indexed audio. A query looks up every one of its
+items, lets each hit vote for an alignment (asset, offset), and rescores the best alignments by bit error rate
+over the aligned items: the matched region is the longest stretch where the clip and the asset agree, and its
+bit error rate and length make the score.
+
+An alignment may also be searched at a tempo ratio other than 1 (the clip's items spaced ``ratio`` times the
+asset's): that is how a clip whose tempo was changed, or whose pitch was corrected by resampling, still lines
+up. Shards are indexes over disjoint sets of assets; their matches merge by score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from pipelines.fingerprint import ITEM_S, Items
+
+_POPCOUNT16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)
+_OFFSET_BIAS = 1 << 31
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatchPolicy:
+    """How hard to look and what counts as a match. Scores are 0..1; see :func:`score`."""
+
+    max_postings_per_key: int = 2000
+    """Items this common (silence, a held chord across the catalog) say nothing about where a clip is from."""
+    min_votes: int = 3
+    candidates_per_ratio: int = 8
+    good_item_errors: float = 8.0
+    """Bit errors (of 32) under which an aligned item, smoothed over ``smoothing_items``, agrees."""
+    smoothing_items: int = 8
+    min_matched_s: float = 2.0
+    accept_score: float = 0.35
+
+
+@dataclass(frozen=True)
+class Match:
+    """A clip's region found in a catalog asset. Times in seconds; ``speed`` is the clip's speed factor."""
+
+    asset_id: str
+    score: float
+    query_offset_s: float
+    asset_offset_s: float
+    matched_s: float
+    bit_error_rate: float
+    speed: float = 1.0
+    tempo_ratio: float = 1.0
+
+    def to_document(self) -> dict[str, object]:
+        return {
+            "asset_id": self.asset_id,
+            "score": round(self.score, 4),
+            "query_offset_s": round(self.query_offset_s, 2),
+            "asset_offset_s": round(self.asset_offset_s, 2),
+            "matched_s": round(self.matched_s, 2),
+            "bit_error_rate": round(self.bit_error_rate, 4),
+            "speed": round(self.speed, 4),
+        }
+
+
+@dataclass(frozen=True)
+class _Alignment:
+    asset: int
+    offset: int
+    votes: int
+    ratio: float
+
+
+class FingerprintIndex:
+    """An immutable index over ``(asset_id, items)`` pairs; build a new one to add or remove assets."""
+
+    def __init__(self, entries: Iterable[tuple[str, Items]], *, policy: MatchPolicy | None = None) -> None:
+        self.policy = policy or MatchPolicy()
+        ids: list[str] = []
+        arrays: list[Items] = []
+        for asset_id, items in entries:
+            if len(items):
+                ids.append(asset_id)
+                arrays.append(np.asarray(items, dtype=np.uint32))
+        self.asset_ids = tuple(ids)
+        self.items: Items = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.uint32)
+        lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        order = np.argsort(self.items, kind="stable")
+        self.keys: Items = self.items[order]
+        self.postings: npt.NDArray[np.uint32] = order.astype(np.uint32)
+
+    def __len__(self) -> int:
+        return len(self.asset_ids)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.items.nbytes + self.keys.nbytes + self.postings.nbytes + self.starts.nbytes)
+
+    @property
+    def indexed_s(self) -> float:
+        return float(len(self.items) * ITEM_S)
+
+    def search(self, query: Items, *, ratios: Sequence[float] = (1.0,), speed: float = 1.0) -> list[Match]:
+        """The best match per asset for ``query``, best first, including those under the acceptance score.
+
+        ``speed`` is the factor by which the clip was resampled before fingerprinting (``query`` times are
+        divided by it to give times in the clip as received).
+        """
+        query = np.asarray(query, dtype=np.uint32)
+        hits = self._hits(query)
+        if hits is None:
+            return []
+        best: dict[int, Match] = {}
+        for ratio in ratios:
+            for alignment in self._vote(*hits, ratio):
+                match = self._rescore(query, alignment, speed)
+                if match is not None and (alignment.asset not in best or match.score > best[alignment.asset].score):
+                    best[alignment.asset] = match
+        return sorted(best.values(), key=lambda m: m.score, reverse=True)
+
+    def _hits(self, query: Items) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+        """For every (query item, posting) pair with equal items: query index, asset, offset in the asset."""
+        left = np.searchsorted(self.keys, query, side="left")
+        right = np.searchsorted(self.keys, query, side="right")
+        counts = right - left
+        useful = (counts > 0) & (counts <= self.policy.max_postings_per_key)
+        if not useful.any():
+            return None
+        counts, left = counts[useful], left[useful]
+        query_index = np.repeat(np.flatnonzero(useful), counts)
+        # positions left[i] .. left[i] + counts[i] - 1 for every useful query item, flattened
+        run_starts = np.repeat(left - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        positions = self.postings[run_starts + np.arange(counts.sum())].astype(np.int64)
+        assets = np.searchsorted(self.starts, positions, side="right") - 1
+        return query_index, assets, positions - self.starts[assets]
+
+    def _vote(
+        self,
+        query_index: npt.NDArray[np.int64],
+        assets: npt.NDArray[np.int64],
+        local: npt.NDArray[np.int64],
+        ratio: float,
+    ) -> list[_Alignment]:
+        offsets = local - np.rint(query_index * ratio).astype(np.int64)
+        keys = assets * (1 << 32) + offsets + _OFFSET_BIAS
+        unique, votes = np.unique(keys, return_counts=True)
+        # An item or two of jitter (frame grids that do not coincide) splits votes between neighbours: pool them.
+        pooled = votes.copy()
+        for step in (-1, 1):
+            at = np.searchsorted(unique, unique + step)
+            found = (at < len(unique)) & (unique[np.minimum(at, len(unique) - 1)] == unique + step)
+            pooled[found] += votes[at[found]]
+        top = np.argsort(pooled)[::-1][: self.policy.candidates_per_ratio]
+        return [
+            _Alignment(int(unique[i] >> 32), int((unique[i] & 0xFFFFFFFF) - _OFFSET_BIAS), int(pooled[i]), ratio)
+            for i in top
+            if pooled[i] >= self.policy.min_votes
+        ]
+
+    def _rescore(self, query: Items, alignment: _Alignment, speed: float) -> Match | None:
+        start, stop = self.starts[alignment.asset], self.starts[alignment.asset + 1]
+        reference = self.items[start:stop]
+        positions = alignment.offset + np.rint(np.arange(len(query)) * alignment.ratio).astype(np.int64)
+        inside = (positions >= 0) & (positions < len(reference))
+        if inside.sum() < self.policy.smoothing_items:
+            return None
+        q_index = np.flatnonzero(inside)
+        xor = query[q_index] ^ reference[positions[inside]]
+        errors = (_POPCOUNT16[xor & 0xFFFF] + _POPCOUNT16[xor >> 16]).astype(np.float64)
+        window = np.ones(self.policy.smoothing_items) / self.policy.smoothing_items
+        smoothed = np.convolve(errors, window, mode="same")
+        first, last = _longest_run(smoothed < self.policy.good_item_errors)
+        if last < first:
+            return None
+        region = errors[first : last + 1]
+        ber = float(region.mean() / 32)
+        q0, q1 = int(q_index[first]), int(q_index[last])
+        matched_s = (q1 - q0 + 1) * ITEM_S / speed
+        return Match(
+            asset_id=self.asset_ids[alignment.asset],
+            score=score(ber, matched_s),
+            query_offset_s=q0 * ITEM_S / speed,
+            asset_offset_s=float(positions[q0] * ITEM_S),
+            matched_s=matched_s,
+            bit_error_rate=ber,
+            speed=speed,
+            tempo_ratio=alignment.ratio,
+        )
+
+
+def score(bit_error_rate: float, matched_s: float) -> float:
+    """0..1: agreement (a bit error rate of 0 scores 1; 0.35, about what unrelated music reaches, scores 0)
+    times confidence in the length of the region (a 3 s region counts about two thirds, 10 s nearly fully)."""
+    agreement = max(0.0, 1.0 - bit_error_rate / 0.35)
+    return float(agreement * (1.0 - np.exp(-matched_s / 3.0)))
+
+
+def merge(results: Iterable[Sequence[Match]], *, top: int, accept: float) -> list[Match]:
+    """The best match per asset across shards or query variants, accepted ones only, best first."""
+    best: dict[str, Match] = {}
+    for matches in results:
+        for match in matches:
+            if match.score >= accept and (match.asset_id not in best or match.score > best[match.asset_id].score):
+                best[match.asset_id] = match
+    return sorted(best.values(), key=lambda m: m.score, reverse=True)[:top]
+
+
+def _longest_run(mask: npt.NDArray[np.bool_]) -> tuple[int, int]:
+    """First and last index of the longest run of ``True`` (``(0, -1)`` when there is none)."""
+    if not mask.any():
+        return 0, -1
+    padded = np.concatenate([[False], mask, [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    starts, stops = edges[::2], edges[1::2]
+    longest = int(np.argmax(stops - starts))
+    return int(starts[longest]), int(stops[longest] - 1)
