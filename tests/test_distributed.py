@@ -173,3 +173,24 @@ def test_an_upload_notification_becomes_a_job(system: System, masters: dict[str,
     (job,) = jobs()
     assert job.source_uri == f"s3://masters/{key}" and job.attempts == 1
     assert system.output_keys(asset_id)
+
+
+@pytest.mark.parametrize("system", ["redis"], indirect=True)
+def test_match_clip_by_task_name_returns_the_match_document(system: System, tmp_path: Path) -> None:
+    """The rights team's service asks a worker by name; a track processed by another task is found."""
+    from tests.conftest import FIXTURES
+
+    track = FIXTURES / "music_hyperrogue_desert_30s.ogg"
+    clip = make_media(tmp_path / "clip.wav", "-ss", "10", "-t", "8", "-i", str(track))
+    asset_id = f"rights-{uuid.uuid4().hex[:8]}"
+    client = Celery(broker=system.broker_url, backend=system.broker_url)
+    with system.worker("w1") as worker:
+        sent = client.send_task("mediaworker.process_asset", queue="transcode",
+                                kwargs={"asset_id": asset_id, "source": system.upload(track, f"{asset_id}.ogg")})
+        system.wait_status(sent.id, {"succeeded"}, 120, worker)
+        asked = client.send_task("mediaworker.match_clip", queue="analysis",
+                                 kwargs={"source": system.upload(clip, f"clips/{asset_id}.wav")})
+        document = asked.get(timeout=120)
+    best = document["matches"][0]
+    assert best["asset_id"] == asset_id
+    assert best["asset_offset_s"] - best["query_offset_s"] == pytest.approx(10.0, abs=0.5)

@@ -7,7 +7,9 @@ from pathlib import Path
 import socket
 
 from pipelines.catalog import Catalog
+from pipelines.clip_match import load_index
 from pipelines.config import Settings
+from pipelines.match_index import FingerprintIndex
 from pipelines.s3storage import S3Storage
 from pipelines.storage import LocalStorage, Storage
 
@@ -30,6 +32,14 @@ class WorkerRuntime:
         self.settings = settings
         self._catalog: Catalog | None = None
         self._storage: Storage | None = None
+        self._index: tuple[tuple[int, str], FingerprintIndex] | None = None
+
+    def match_index(self) -> FingerprintIndex:
+        """The catalog's fingerprint index, rebuilt only when fingerprints were added, replaced or deleted."""
+        version = self.catalog.fingerprints_version()
+        if self._index is None or self._index[0] != version:
+            self._index = (version, load_index(self.catalog))
+        return self._index[1]
 
     @property
     def catalog(self) -> Catalog:

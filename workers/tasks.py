@@ -14,9 +14,10 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from pipelines import clip_match
 from pipelines.catalog import validate_asset_id
 from pipelines.catalog.leases import Claim, claim, fail, mark_cancelled, release_for_retry
-from pipelines.errors import CatalogError
+from pipelines.errors import CatalogError, MediaError, StorageError
 from pipelines.events import EventError
 from pipelines.job import JobOutcome, run_job
 from workers.claims import JobInterrupted, held_lease
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_ASSET = "mediaworker.process_asset"
 INGEST_EVENT = "mediaworker.ingest_event"
+MATCH_CLIP = "mediaworker.match_clip"
 INTAKE_QUEUE = "celery"
 
 
@@ -36,6 +38,18 @@ def register(app: Celery) -> None:
     def process_asset(self: Task, *, asset_id: str, source: str) -> dict[str, Any]:
         """The whole job for the master at ``source`` (``s3://bucket/key``), recorded under ``asset_id``."""
         return _process_asset(self, asset_id=asset_id, source=source)
+
+    @app.task(bind=True, name=MATCH_CLIP, max_retries=None)
+    def match_clip(self: Task, *, source: str) -> dict[str, Any]:
+        """The match document for the clip at ``source`` (``s3://bucket/key``), as ``mediaworker match --json``."""
+        runtime: WorkerRuntime = self.app.conf.mediaworker_runtime
+        try:
+            return clip_match.match_clip(runtime.settings, source, catalog=runtime.catalog, storage=runtime.storage,
+                                         index=runtime.match_index())
+        except MediaError as exc:
+            return {"matches": [], "error": {"code": exc.code, "message": exc.message}}
+        except (CatalogError, StorageError) as exc:
+            raise _retry(self, exc) from exc
 
     @app.task(bind=True, name=INGEST_EVENT, max_retries=None)
     def ingest_event(self: Task, *, payload: str) -> list[str]:

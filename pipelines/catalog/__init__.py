@@ -14,7 +14,7 @@ import uuid
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, select, text
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -149,6 +149,14 @@ class Catalog:
         with self.session() as session:
             for row in session.execute(query.execution_options(yield_per=500)):
                 yield row.asset_id, row.items
+
+    def fingerprints_version(self) -> tuple[int, str]:
+        """Changes whenever a fingerprint is added, replaced or deleted: when a cached index is stale."""
+        with self.session() as session:
+            count, newest = session.execute(
+                select(func.count(FingerprintRow.asset_id), func.max(FingerprintRow.updated_at))
+            ).one()
+            return int(count), str(newest)
 
     def matches_of(self, asset_id: str) -> list[AssetMatch]:
         with self.session() as session:
