@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 import os
 from pathlib import Path
+import resource
 
 from pipelines.errors import ConfigError
 
@@ -33,6 +34,18 @@ class Limits:
     # A wall-clock limit for a transcode, as a multiple of the master's duration plus a floor.
     transcode_timeout_factor: float = 20.0
     transcode_timeout_floor_s: float = 300.0
+    process_memory_mb: int = 8192
+    """Address space one ffmpeg or ffprobe may map (RLIMIT_AS): a crafted file cannot exhaust the worker."""
+    output_file_mb: int = 16384
+    """Largest file a subprocess may write (RLIMIT_FSIZE): a runaway encode cannot fill the disk."""
+
+    def rlimits(self) -> dict[int, int]:
+        """The resource limits every media subprocess runs under."""
+        return {
+            resource.RLIMIT_AS: self.process_memory_mb << 20,
+            resource.RLIMIT_FSIZE: self.output_file_mb << 20,
+            resource.RLIMIT_CORE: 0,
+        }
 
     @property
     def max_pixels(self) -> int:
@@ -134,6 +147,7 @@ class Settings:
                 region=env.get("MEDIAWORKER_S3_REGION") or None,
             )
         limits = Limits(
+            process_memory_mb=int(_number(env, "MEDIAWORKER_PROCESS_MEMORY_MB", Limits.process_memory_mb)),
             max_duration_s=_number(env, "MEDIAWORKER_MAX_DURATION_S", Limits.max_duration_s),
             max_width=int(_number(env, "MEDIAWORKER_MAX_WIDTH", Limits.max_width)),
             max_height=int(_number(env, "MEDIAWORKER_MAX_HEIGHT", Limits.max_height)),

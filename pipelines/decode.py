@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
-from pipelines.errors import FFmpegError, MediaError
+from pipelines.errors import FFmpegError, MediaError, resource_limit_error
 from pipelines.probe import Probe
 from pipelines.runner import run
 
@@ -101,12 +101,13 @@ def decode_audio(
 
     cmd = build_decode_cmd(source, audio.index, fmt, ffmpeg=ffmpeg, limits=limits)
     try:
-        run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_stdout=receive)
+        run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_stdout=receive, rlimits=limits.rlimits())
     except FFmpegError as exc:
         if exc.timed_out:
             raise MediaError("decode_timeout", "decoding the audio ran past its time limit") from exc
         if exc.returncode is None:
             raise
-        last = next((line for line in reversed(exc.stderr_tail.splitlines()) if line.strip()), "no diagnostic")
-        raise MediaError("decode_failed", f"ffmpeg could not decode the audio: {last.strip()[:300]}") from exc
+        if exc.out_of_memory:
+            raise resource_limit_error(exc, memory_mb=limits.process_memory_mb) from exc
+        raise MediaError("decode_failed", f"ffmpeg could not decode the audio: {exc.reason}") from exc
     return frames

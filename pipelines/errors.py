@@ -65,3 +65,28 @@ class FFmpegError(MediaWorkerError):
         self.timed_out = timed_out
         what = "timed out" if timed_out else f"exited with {returncode}"
         super().__init__(f"{self.cmd[0]} {what}: {stderr_tail.strip()[-500:]}\n  command: {shlex.join(self.cmd)}")
+
+    @property
+    def out_of_memory(self) -> bool:
+        """True when the program died of its memory limit (RLIMIT_AS) rather than of its input."""
+        return self.returncode in _KILLED_BY_SIGNAL or any(sign in self.stderr_tail for sign in _OUT_OF_MEMORY)
+
+    @property
+    def reason(self) -> str:
+        """For a person: the last line the program said that names an error, else its last line."""
+        lines = [line.strip() for line in self.stderr_tail.splitlines() if line.strip()]
+        errors = [line for line in lines if "rror" in line or "nvalid" in line]
+        chosen = (errors or lines or ["no diagnostic"])[-1]
+        return chosen[:300]
+
+
+_OUT_OF_MEMORY = ("Cannot allocate memory", "failed to map segment", "std::bad_alloc", "Out of memory")
+_KILLED_BY_SIGNAL = (-6, -9, -11)  # SIGABRT, SIGKILL, SIGSEGV: how allocators and the kernel end a process
+
+
+def resource_limit_error(exc: FFmpegError, *, memory_mb: int) -> MediaError:
+    """The ``MediaError`` for a subprocess that ran out of its memory limit."""
+    return MediaError(
+        "resource_limit",
+        f"{exc.cmd[0]} ran out of its {memory_mb} MiB memory limit (MEDIAWORKER_PROCESS_MEMORY_MB) on this master",
+    )

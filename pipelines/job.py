@@ -23,7 +23,7 @@ from pipelines.catalog import Catalog, validate_asset_id
 from pipelines.clip_match import load_index
 from pipelines.config import Settings
 from pipelines.decode import analysis_format, decode_audio
-from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError
+from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError, resource_limit_error
 from pipelines.fingerprint import Fingerprint, FingerprintSink
 from pipelines.ladder import LadderPolicy, select_ladder
 from pipelines.match_index import Match, merge
@@ -203,7 +203,7 @@ class _JobRun:
                     on_fraction=advance,
                 )
             except FFmpegError as exc:
-                raise _blame_master(exc) from exc
+                raise _blame_master(exc, settings) from exc
 
         with tracker.stage("package"):
             measured = [measure_rendition(out_dir, rendition) for rendition in encoded]
@@ -299,14 +299,15 @@ def _published_prefix(catalog: Catalog, asset_id: str) -> str | None:
     return hls.get("prefix") if isinstance(hls, dict) else None
 
 
-def _blame_master(exc: FFmpegError) -> MediaError | FFmpegError:
+def _blame_master(exc: FFmpegError, settings: Settings) -> MediaError | FFmpegError:
     """A transcode that ffmpeg gave up on is the master's fault; one that could not start is the worker's."""
     if exc.timed_out:
         return MediaError("transcode_timeout", "the transcode ran past its time limit for a master of this length")
     if exc.returncode is None:
         return exc
-    last = next((line for line in reversed(exc.stderr_tail.splitlines()) if line.strip()), "no diagnostic")
-    return MediaError("decode_failed", f"ffmpeg could not decode or encode the master: {last.strip()[:300]}")
+    if exc.out_of_memory:
+        return resource_limit_error(exc, memory_mb=settings.limits.process_memory_mb)
+    return MediaError("decode_failed", f"ffmpeg could not decode or encode the master: {exc.reason}")
 
 
 def _fail(catalog: Catalog, job_id: str, asset_id: str, exc: Exception, probe: Probe | None) -> JobOutcome:

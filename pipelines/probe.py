@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
-from pipelines.errors import FFmpegError, MediaError
+from pipelines.errors import FFmpegError, MediaError, resource_limit_error
 from pipelines.runner import run
 
 MediaKind = Literal["audio", "video"]
@@ -126,14 +126,16 @@ def probe_file(path: Path, *, ffprobe: str, limits: Limits) -> Probe:
         raise MediaError("empty_file", "the master is an empty file (0 bytes)")
     cmd = build_probe_cmd(path, ffprobe=ffprobe, limits=limits)
     try:
-        completed = run(cmd, timeout_s=limits.probe_timeout_s)
+        completed = run(cmd, timeout_s=limits.probe_timeout_s, rlimits=limits.rlimits())
     except FFmpegError as exc:
         if exc.timed_out:
             message = f"reading the master took longer than {limits.probe_timeout_s:g} s"
             raise MediaError("probe_timeout", message) from exc
         if exc.returncode is None:
             raise  # ffprobe could not start: the worker is broken, not the master
-        reason = _reason(exc.stderr_tail).replace(str(path), "master")
+        if exc.out_of_memory:
+            raise resource_limit_error(exc, memory_mb=limits.process_memory_mb) from exc
+        reason = exc.reason.replace(str(path), "master")
         raise MediaError("not_media", f"the master is not a media file ffmpeg accepts ({reason})") from exc
     probe = parse_probe(completed.stdout.decode("utf-8", "replace"), size_bytes=size)
     validate(probe, limits)
@@ -241,11 +243,6 @@ def _clean_tag(value: Any, *, limit: int = MAX_TAG_CHARS) -> str:
     """A tag as printable text: control characters dropped, at most ``limit`` characters."""
     text = str(value)
     return "".join(ch for ch in text if ch.isprintable() or ch == " ")[:limit].strip()
-
-
-def _reason(stderr_tail: str) -> str:
-    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
-    return lines[-1][-200:] if lines else "no diagnostic"
 
 
 def _float(value: Any) -> float | None:

@@ -10,12 +10,14 @@ killed outright (a Celery hard time limit, ``kill -9``), the kernel kills the ch
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import contextlib
 import ctypes
 from dataclasses import dataclass
+import functools
 import logging
 import os
+import resource
 import selectors
 import shlex
 import signal
@@ -82,6 +84,7 @@ def run(
     on_progress: ProgressCallback | None = None,
     on_stdout: Callable[[bytes], None] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    rlimits: Mapping[int, int] | None = None,
 ) -> Completed:
     """Run ``cmd`` to completion within ``timeout_s`` seconds of wall-clock time.
 
@@ -89,8 +92,9 @@ def run(
     arrives; with ``on_stdout``, passed on raw as it arrives (decoded PCM, never held whole); otherwise
     collected and returned (ffprobe's JSON).
 
-    Raises ``FFmpegError`` if the program cannot start, exits non-zero or runs past ``timeout_s``; in every
-    case the process group is gone when this returns.
+    ``rlimits`` (``resource.RLIMIT_*`` → limit) are set in the child before it starts: a program that passes
+    its memory limit fails there, not in the worker. Raises ``FFmpegError`` if the program cannot start, exits
+    non-zero or runs past ``timeout_s``; in every case the process group is gone when this returns.
     """
     argv = [str(part) for part in cmd]
     log.debug("running %s", shlex.join(argv))
@@ -104,7 +108,7 @@ def run(
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=_die_with_parent if _LIBC is not None else None,
+            preexec_fn=functools.partial(_confine, tuple((rlimits or {}).items())),
         )
     except OSError as exc:
         raise FFmpegError(argv, None, f"cannot start {argv[0]}: {exc}") from exc
@@ -172,10 +176,13 @@ def run(
     return Completed(stdout=b"".join(stdout_chunks), stderr_tail=tail, elapsed_s=time.monotonic() - started)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask the kernel to SIGKILL us when the thread that started us dies."""
-    assert _LIBC is not None
-    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _confine(rlimits: tuple[tuple[int, int], ...]) -> None:
+    """In the child, before exec: set its resource limits, and ask the kernel to SIGKILL it when the thread
+    that started it dies."""
+    for which, limit in rlimits:
+        resource.setrlimit(which, (limit, limit))
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

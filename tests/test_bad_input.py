@@ -85,3 +85,13 @@ def test_usage_errors_exit_1(cli: CliRunner, tmp_path: Path) -> None:
     assert bad_id.returncode == 1 and "invalid asset id" in bad_id.stderr
     assert cli("status", "no-such-job").returncode == 1
     assert cli("frobnicate").returncode == 1
+
+
+def test_a_decoder_past_its_memory_limit_fails_the_job_not_the_worker(
+    masters: dict[str, Path], home: Path, cli: CliRunner
+) -> None:
+    result = cli("process", str(masters["video"]), "--json", env={"MEDIAWORKER_PROCESS_MEMORY_MB": "60"})
+    assert result.returncode == 2
+    assert result.document["error"]["code"] == "resource_limit"
+    assert "60 MiB" in result.document["error"]["message"]
+    assert files_under(home / "objects") == []

@@ -110,3 +110,14 @@ def test_children_die_with_a_killed_caller(tmp_path: Path) -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+def test_resource_limits_apply_to_the_child() -> None:
+    import resource
+
+    limits = {resource.RLIMIT_AS: 512 << 20, resource.RLIMIT_FSIZE: 64 << 20, resource.RLIMIT_CORE: 0}
+    text = run(["cat", "/proc/self/limits"], timeout_s=10, rlimits=limits).stdout.decode()
+    rows = {line[:26].strip(): line[26:].split() for line in text.splitlines()[1:]}
+    assert rows["Max address space"][:2] == [str(512 << 20)] * 2
+    assert rows["Max file size"][:2] == [str(64 << 20)] * 2
+    assert rows["Max core file size"][:2] == ["0", "0"]
