@@ -173,7 +173,8 @@ def transcode(
         if on_fraction is not None:
             on_fraction(1.0 if progress.done else min(1.0, progress.out_time_s / probe.duration_s))
 
-    run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_progress=forward, cwd=out_dir)
+    run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_progress=forward, cwd=out_dir,
+        rlimits=limits.rlimits())
     return renditions
 
 
