@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+import gc
 import http.client
 import os
 from pathlib import Path
@@ -29,7 +30,7 @@ import uuid
 from celery import Celery
 import pytest
 import redis
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from pipelines.catalog import Job, Rendition
@@ -282,10 +283,10 @@ def test_kill_9_on_redis_leaves_the_job_running_past_its_lease(
     worker idles, nothing takes the job over when its lease runs out: only a redelivered message looks at
     leases, and Redis redelivers an unacknowledged message after ``visibility_timeout`` = task time limit +
     600 s (3 h 10 min by default; 11 min here even with the limit at 60 s). The row stays ``running`` under a
-    dead holder with an expired lease the whole time. This waits five leases past the kill for the takeover
-    the lease promises (the transcode itself takes ~10 s)."""
+    dead holder with an expired lease the whole time. This waits three leases past the kill, and the time of
+    a whole run, for the takeover the lease promises."""
     system = isolated
-    limit = {"MEDIAWORKER_TASK_TIME_LIMIT_S": "60"}  # the lowest visibility timeout the settings allow: 660 s
+    limit = {"MEDIAWORKER_TASK_TIME_LIMIT_S": "60"}  # the visibility timeout becomes 660 s
     with system.worker("w1", **limit) as first, system.worker("w2", **limit) as second:
         job_id, _ = _send(system, long_master, "kill9r")
         job = _wait_stage(system, job_id, "transcode", 10, first, second)
@@ -293,7 +294,7 @@ def test_kill_9_on_redis_leaves_the_job_running_past_its_lease(
         (first if holder_pid in first.pool_pids() else second).kill()
         lease_s = float(system.env["MEDIAWORKER_LEASE_S"])
         try:
-            done = system.wait_status(job_id, {"succeeded", "failed", "cancelled"}, 5 * lease_s + 20, first, second)
+            done = system.wait_status(job_id, {"succeeded", "failed", "cancelled"}, 3 * lease_s + 15, first, second)
         finally:
             stuck = system.job(job_id)
             print("job row:", stuck and vars(stuck), "\nhistory:", history(job_id))
@@ -491,37 +492,86 @@ def _until_database_answers(timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
+def _restart_postgres(cluster: tuple[str, str], down_s: float) -> None:
+    """Stop the cluster (fast mode: every connection is cut), keep it down ``down_s``, start it again — and
+    whatever happens, leave it running, and this process's old connections forgotten."""
+    try:
+        stopped = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "stop", "--mode", "fast"],
+                                 capture_output=True, text=True, timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        time.sleep(down_s)
+    finally:
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"], capture_output=True,
+                       timeout=120)
+        _until_database_answers()
+        _forget_dead_connections()
+
+
+def _cluster_or_skip() -> tuple[str, str]:
+    cluster = _local_cluster()
+    if cluster is None:
+        pytest.skip("needs the local Debian PostgreSQL cluster on port 5432 (pg_ctlcluster) to restart")
+    return cluster
+
+
 @ON_REDIS
 def test_postgresql_restarted_mid_transcode_the_job_completes_once(
     isolated: System, long_master: Path, history: History
 ) -> None:
-    """PostgreSQL is restarted (``pg_ctlcluster … restart``, fast mode: every connection is cut) while the job
-    transcodes. The job's progress write or lease renewal fails, the run is abandoned and retried with backoff
-    (or, if no write fell in the gap, it carries on); either way one row, one success, nothing doubled."""
-    cluster = _local_cluster()
-    if cluster is None:
-        pytest.skip("needs the local Debian PostgreSQL cluster on port 5432 (pg_ctlcluster)")
+    """PostgreSQL is restarted while the job transcodes, down for 3 s: longer than the gap between two of the
+    job's progress writes (1 s), so the run meets the outage — its write fails, ffmpeg is stopped, the run is
+    given up and retried with backoff — yet short enough that five retries cannot all fail on it. The retry
+    runs the job again from the start and completes it: one row, one success, nothing doubled."""
+    cluster = _cluster_or_skip()
     system = isolated
     with system.worker("w1") as worker:
         job_id, _ = _send(system, long_master, "pgrestart")
         _wait_stage(system, job_id, "transcode", 10, worker)
-        try:
-            restarted = subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "restart"],
-                                       capture_output=True, text=True, timeout=120)
-            assert restarted.returncode == 0, restarted.stderr
-        finally:
-            _until_database_answers()
+        _restart_postgres(cluster, 3)
         done = _wait_final(system, job_id, 120, worker)
         _assert_no_leftovers(system)
         log = worker.log.read_text(errors="replace")
     rows = history(job_id)
-    print(f"{done.attempts} attempts; history {[(r['status'], r['attempts']) for r in rows]}")
-    assert done.lost_runs == 0, rows
+    assert done.attempts >= 2 and done.lost_runs == 0, rows  # the same worker retried: no run was lost
     assert len(_successes(rows)) == 1, rows
     assert _runs_logged(job_id, worker) == 1
-    if done.attempts > 1:  # the run that met the outage gave up and was retried: say so in the log
-        assert f"retrying {job_id} in" in log
+    assert re.search(rf"retrying {job_id} in [0-9.]+ s \(attempt 1\): catalog write failed", log), log[-3000:]
     _assert_published_once(system, done, LONG_MASTER_RUNGS)
+
+
+@ON_REDIS
+@pytest.mark.xfail(strict=True, reason="bug: a database outage longer than the retries leaves the job `running` "
+                   "for ever, its message gone")
+def test_a_database_outage_past_the_retries_does_not_leave_the_job_running(
+    isolated: System, long_master: Path, history: History
+) -> None:
+    """A catalog failure is retried ``MEDIAWORKER_MAX_RETRIES`` times (1 here; 5 by default, i.e. ~1–2.5 min
+    of backoff at the default 5 s base: a failover or a slow restart lasts that long). When the last retry's
+    claim fails too, the task fails with ``CatalogError`` and its message is acknowledged — and the job row,
+    which could not be written, stays ``running`` with a lease that expires and that no message will ever
+    come back to look at: the job is lost, and ``mediaworker status`` says ``running`` for ever."""
+    cluster = _cluster_or_skip()
+    system = isolated
+    with system.worker("w1", MEDIAWORKER_MAX_RETRIES="1") as worker:
+        job_id, _ = _send(system, long_master, "pglost")
+        _wait_stage(system, job_id, "transcode", 10, worker)
+        _restart_postgres(cluster, 5)  # the run fails within 1 s of the stop, its one retry within 1 s more
+        wait_for(lambda: f"Task mediaworker.process_asset[{job_id}] raised unexpected" in worker.tail(), 30,
+                 what="the task to give up", on_timeout=worker.tail)
+        lease_s = float(system.env["MEDIAWORKER_LEASE_S"])
+        try:
+            _wait_final(system, job_id, 2 * lease_s, worker)
+        finally:
+            print("job row:", vars(system.job(job_id)), "\nhistory:", history(job_id))  # type: ignore[arg-type]
+
+
+def _forget_dead_connections() -> None:
+    """Drop the pooled connections of every engine in this process: the restart cut them all. The catalog's
+    engine pings before use, but not every engine here does (``postgres_url``'s admin engine, which drops the
+    session's database at the end, would fail on its dead connection)."""
+    for thing in gc.get_objects():
+        if isinstance(thing, Engine):
+            thing.dispose()
 
 
 def _wait_final(system: System, job_id: str, timeout: float, *workers: WorkerProcess) -> Job:
