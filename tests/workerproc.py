@@ -31,8 +31,13 @@ class WorkerProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        wait_for(lambda: " ready." in self.log.read_text(errors="replace"), timeout,
-                 what=f"worker {self.name} to be ready", on_timeout=self.tail)
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            return " ready." in self.log.read_text(errors="replace")
+
+        wait_for(ready, timeout, what=f"worker {self.name} to be ready", on_timeout=self.tail)
         return self
 
     def pool_pids(self) -> list[int]:
