@@ -256,7 +256,7 @@ def test_video_ladder_plays_every_rung_in_hls_js(video_job: dict[str, Any], play
         assert events(page, "manifest_parsed")[0]["audioTracks"] == len(audio) == 1
         assert {e["level"] for e in events(page, "frag_loaded") if e["kind"] == "audio"}, "no audio fragment loaded"
         # Lip sync: the first picture and the first sound are presented together (EBU R37 allows 40 ms).
-        first = {}
+        first: dict[str, float] = {}
         for entry in events(page, "buffered"):
             first.setdefault(entry["track"], entry["start"])
         assert abs(first["video"] - first["audio"]) <= 0.040, f"video and audio start apart: {first}"
