@@ -163,6 +163,7 @@ class Settings:
             max_lost_runs=int(_number(env, "MEDIAWORKER_MAX_LOST_RUNS", WorkerSettings.max_lost_runs)),
             max_retries=int(_number(env, "MEDIAWORKER_MAX_RETRIES", WorkerSettings.max_retries)),
             retry_base_s=_number(env, "MEDIAWORKER_RETRY_BASE_S", WorkerSettings.retry_base_s),
+            retry_cap_s=_number(env, "MEDIAWORKER_RETRY_CAP_S", WorkerSettings.retry_cap_s),
             task_time_limit_s=hard_limit,
             task_soft_time_limit_s=max(1.0, hard_limit - min(120.0, hard_limit / 10)),
         )

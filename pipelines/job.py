@@ -35,6 +35,7 @@ from pipelines.package import (
     publication_order,
 )
 from pipelines.probe import Probe, probe_file
+from pipelines.runner import process_is_gone
 from pipelines.storage import ObjectRef, Storage, fetch_source
 from pipelines.transcode import transcode
 
@@ -107,11 +108,14 @@ def run_job(
     job_id: str | None = None,
     policy: LadderPolicy | None = None,
     on_progress: ProgressSink | None = None,
+    will_retry: bool = False,
 ) -> JobOutcome:
     """Run the whole job for ``source`` (a local path or ``s3://bucket/key``) and record it in ``catalog``.
 
     ``job_id`` names a job row the caller has already claimed (a Celery worker); without it the job row is
-    created here. Returns the job document whether the job succeeded or failed. Raises only ``CatalogError``
+    created here. With ``will_retry``, a failure that a retry may cure (storage, worker) leaves the job
+    ``retrying`` rather than ``failed``: the caller is about to run it again. Returns the job document whether
+    the job succeeded or failed. Raises only ``CatalogError``
     when the catalog cannot record the job at all, ``ValueError`` for an invalid ``asset_id``, and whatever
     interrupts the job from outside (a cancel, a time limit) after killing its subprocesses.
     """
@@ -129,7 +133,7 @@ def run_job(
             digest = fetch_source(source, master, storage)
         except (MediaError, StorageError) as exc:
             job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
-            return _fail(catalog, job_id, asset_id or "unknown", exc, None)
+            return _fail(catalog, job_id, asset_id or "unknown", exc, None, will_retry=will_retry)
         asset_id = asset_id or f"sha256-{digest[:16]}"
         if job_id is None:
             job_id = catalog.create_job(asset_id=asset_id, source_uri=source)
@@ -141,7 +145,7 @@ def run_job(
         try:
             document = run.process(master)
         except (MediaError, StorageError, FFmpegError) as exc:
-            return _fail(catalog, job_id, asset_id, exc, run.probe)
+            return _fail(catalog, job_id, asset_id, exc, run.probe, will_retry=will_retry)
         assert run.probe is not None
         with tracker.stage("catalog"):
             replaced = _published_prefix(catalog, asset_id)
@@ -283,7 +287,7 @@ def sweep_workspaces(work_dir: Path) -> int:
     removed = 0
     for folder in work_dir.glob("job-*-*"):
         pid = folder.name.split("-")[1]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        if pid.isdigit() and process_is_gone(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed
@@ -310,7 +314,9 @@ def _blame_master(exc: FFmpegError, settings: Settings) -> MediaError | FFmpegEr
     return MediaError("decode_failed", f"ffmpeg could not decode or encode the master: {exc.reason}")
 
 
-def _fail(catalog: Catalog, job_id: str, asset_id: str, exc: Exception, probe: Probe | None) -> JobOutcome:
+def _fail(
+    catalog: Catalog, job_id: str, asset_id: str, exc: Exception, probe: Probe | None, *, will_retry: bool
+) -> JobOutcome:
     if isinstance(exc, MediaError):
         code, message, transient = exc.code, exc.message, False
     elif isinstance(exc, StorageError):
@@ -318,8 +324,10 @@ def _fail(catalog: Catalog, job_id: str, asset_id: str, exc: Exception, probe: P
     else:
         code, message, transient = "worker_error", str(exc).splitlines()[0], True
     log.warning("job %s for asset %s failed: %s: %s", job_id, asset_id, code, message)
-    document = _document(asset_id, job_id, "failed", {"code": code, "message": message}, probe)
-    catalog.fail_job(job_id, code=code, message=message, document=document)
+    retrying = transient and will_retry
+    document = _document(asset_id, job_id, "retrying" if retrying else "failed", {"code": code, "message": message},
+                         probe)
+    catalog.fail_job(job_id, code=code, message=message, document=document, retrying=retrying)
     return JobOutcome(job_id, document, transient=transient)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import functools
 import logging
 import os
+from pathlib import Path
 import resource
 import selectors
 import shlex
@@ -193,3 +194,12 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:  # pragma: no cover - a SIGKILLed process that will not die
         log.error("process %d did not exit after SIGKILL", proc.pid)
+
+
+def process_is_gone(pid: int) -> bool:
+    """True when ``pid`` names no running process of this host: absent, or a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in {"Z", "X"}

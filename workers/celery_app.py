@@ -70,10 +70,11 @@ def create_app(settings: Settings) -> Celery:
     app.config_from_object(celery_config(settings))
     app.conf.mediaworker_runtime = WorkerRuntime(settings)
 
-    from workers import notifications, tasks
+    from workers import notifications, sweeper, tasks
 
     tasks.register(app)
     notifications.install(app)
+    app.steps["worker"].add(sweeper.LeaseSweeper)
 
     @worker_process_init.connect(weak=False)
     def _after_fork(**_: Any) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import socket
 
 from pipelines.catalog import Catalog
 from pipelines.clip_match import load_index
 from pipelines.config import Settings
 from pipelines.match_index import FingerprintIndex
+from pipelines.runner import process_is_gone
 from pipelines.s3storage import S3Storage
 from pipelines.storage import LocalStorage, Storage
 
@@ -64,13 +64,13 @@ class WorkerRuntime:
         self._storage = None
 
 
+def holder_is_alive(holder: str) -> bool:
+    """True when a lease holder (``host:pid``) is a process of this host that still runs."""
+    host, _, pid = holder.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not process_is_gone(int(pid))
+
+
 def holder_is_dead(holder: str) -> bool:
     """True when a lease holder (``host:pid``) is a process of this host that no longer runs."""
     host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] in {"Z", "X"}  # a zombie is as dead as it gets
+    return host == socket.gethostname() and pid.isdigit() and process_is_gone(int(pid))

@@ -104,7 +104,8 @@ def _process_asset(task: Task, *, asset_id: str, source: str) -> dict[str, Any]:
     try:
         with held_lease(catalog, job_id, worker=runtime.worker_id, lease_s=settings.lease_s):
             outcome = run_job(runtime.settings, source=source, catalog=catalog, storage=runtime.storage,
-                              asset_id=asset_id, job_id=job_id, on_progress=report)
+                              asset_id=asset_id, job_id=job_id, on_progress=report,
+                              will_retry=task.request.retries < settings.max_retries)
     except JobInterrupted as exc:
         if exc.reason == "cancelled":
             mark_cancelled(catalog, job_id)
@@ -121,10 +122,8 @@ def _process_asset(task: Task, *, asset_id: str, source: str) -> dict[str, Any]:
 
 def _finish(task: Task, runtime: WorkerRuntime, outcome: JobOutcome) -> dict[str, Any]:
     """Return the document, or retry a job that failed for a reason outside the master."""
-    if outcome.transient and task.request.retries < runtime.settings.worker.max_retries:
-        error = outcome.document["error"]
-        _release(runtime, outcome.job_id, error["code"], error["message"])
-        raise _retry(task, RuntimeError(error["message"]))
+    if outcome.document["status"] == "retrying":  # recorded so by run_job, which knew a retry would come
+        raise _retry(task, RuntimeError(outcome.document["error"]["message"]))
     return outcome.document
 
 
@@ -153,6 +152,10 @@ def _retry(task: Task, exc: Exception) -> Exception:
     """Celery's retry with exponential backoff and full jitter, a bounded number of times."""
     settings = task.app.conf.mediaworker_runtime.settings.worker
     attempt = task.request.retries
+    if attempt >= settings.max_retries:
+        log.error("giving up on %s after %d retries: %s", task.request.id, attempt, exc)
     countdown = random.uniform(0, min(settings.retry_cap_s, settings.retry_base_s * 2**attempt))
-    log.warning("retrying %s in %.1f s (attempt %d): %s", task.request.id, countdown, attempt + 1, exc)
+    if attempt < settings.max_retries:
+        log.warning("retrying %s in %.1f s (retry %d of %d): %s", task.request.id, countdown, attempt + 1,
+                    settings.max_retries, exc)
     return task.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries)  # type: ignore[no-any-return]

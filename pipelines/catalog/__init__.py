@@ -91,11 +91,16 @@ class Catalog:
             job = _get(session, Job, job_id)
             job.stage, job.percent = stage, round(percent, 2)
 
-    def fail_job(self, job_id: str, *, code: str, message: str, document: dict[str, Any]) -> None:
+    def fail_job(
+        self, job_id: str, *, code: str, message: str, document: dict[str, Any], retrying: bool = False
+    ) -> None:
+        """Record a failure: final (``failed``), or ``retrying`` when the caller will run the job again."""
         with self.session() as session:
             job = _get(session, Job, job_id)
-            job.status, job.error_code, job.error_message = "failed", code, message
-            job.document, job.finished_at = document, utcnow()
+            job.status = "retrying" if retrying else "failed"
+            job.error_code, job.error_message, job.document = code, message, document
+            job.claimed_by = job.lease_expires_at = None
+            job.finished_at = None if retrying else utcnow()
 
     def complete_job(
         self,

@@ -168,3 +168,44 @@ def _queued_row(job_id: str, asset_id: str, source_uri: str, now: datetime) -> d
         "id": job_id, "asset_id": asset_id, "source_uri": source_uri, "status": "queued", "percent": 0.0,
         "attempts": 0, "lost_runs": 0, "cancel_requested": False, "created_at": now,
     }
+
+
+def requeue_abandoned(
+    catalog: Catalog,
+    *,
+    max_lost_runs: int,
+    holder_is_alive: Callable[[str], bool] = lambda _holder: False,
+    alive_grace_s: float = 0.0,
+) -> list[tuple[str, str, str]]:
+    """Jobs left ``running`` under an expired lease — their worker died with them, and their message may not
+    come back before the broker's visibility timeout — set to ``retrying`` (or failed as ``worker_lost`` after
+    ``max_lost_runs``); return ``(job_id, asset_id, source_uri)`` of those to enqueue again.
+
+    A job whose holder is known to be alive (a process of this host, its retry waiting out a database outage
+    that stopped its heartbeat) is left to it for ``alive_grace_s`` more — the longest a retry waits — and is
+    not counted as a lost run when it is taken back."""
+    now = utcnow()
+    requeue: list[tuple[str, str, str]] = []
+    with catalog.session() as session:
+        abandoned = session.scalars(
+            select(Job).where(Job.status == "running", Job.lease_expires_at < now)
+            .with_for_update(skip_locked=True).limit(100)
+        )
+        for job in abandoned:
+            alive = bool(job.claimed_by) and holder_is_alive(job.claimed_by or "")
+            expired = _aware(job.lease_expires_at)
+            if alive and expired is not None and expired > now - timedelta(seconds=alive_grace_s):
+                continue
+            job.lost_runs += 0 if alive else 1
+            job.claimed_by = job.lease_expires_at = None
+            if job.lost_runs >= max_lost_runs:
+                job.status, job.error_code, job.finished_at = "failed", "worker_lost", now
+                job.error_message = (
+                    f"the job was interrupted {job.lost_runs} times (its worker died or was killed while running it); "
+                    "it is not tried again"
+                )
+                job.document = _failed_document(job)
+            else:
+                job.status = "retrying"
+                requeue.append((job.id, job.asset_id, job.source_uri))
+    return requeue
