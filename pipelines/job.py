@@ -19,13 +19,17 @@ import tempfile
 import time
 from typing import Any
 
+from pipelines.audio_qc import AudioQC, AudioQCReport
 from pipelines.catalog import Catalog, validate_asset_id
 from pipelines.clip_match import load_index
 from pipelines.config import Settings
 from pipelines.decode import analysis_format, decode_audio
+from pipelines.delivery import DeliveryReport, delivery_report
 from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError, resource_limit_error
+from pipelines.features import AudioFeatures, FeatureSink
 from pipelines.fingerprint import Fingerprint, FingerprintSink
 from pipelines.ladder import LadderPolicy, select_ladder
+from pipelines.loudness import LoudnessMeter, LoudnessReport
 from pipelines.match_index import Match, merge
 from pipelines.package import (
     MASTER_NAME,
@@ -167,6 +171,37 @@ def run_job(
         shutil.rmtree(workspace, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class _Analysis:
+    """What the one audio decode measured."""
+
+    features: AudioFeatures
+    loudness: LoudnessReport
+    qc: AudioQCReport
+    delivery: DeliveryReport
+
+    def quality_document(self) -> dict[str, Any]:
+        """``quality`` of the job document: the interface's loudness triple, then the full reports."""
+        delivery = self.delivery.to_document()
+        return {
+            "loudness": {
+                "integrated_lufs": _rounded(self.loudness.integrated_lufs),
+                "true_peak_dbtp": _rounded(self.loudness.true_peak_dbtp),
+                "lra_lu": _rounded(self.loudness.loudness_range_lu),
+                **{k: v for k, v in self.loudness.to_document().items()
+                   if k not in {"integrated_lufs", "true_peak_dbtp", "loudness_range_lu"}},
+            },
+            "audio_qc": self.qc.to_document(),
+            "delivery": delivery,
+            "score": delivery.get("score"),
+            "renditions": [],
+        }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
 @dataclass
 class _JobRun:
     """The stages of one job over its workspace, from the local copy of the master to published outputs."""
@@ -188,15 +223,9 @@ class _JobRun:
         with tracker.stage("probe"):
             self.probe = probe = probe_file(master, ffprobe=settings.ffprobe, limits=settings.limits)
 
-        if probe.audio is not None:
-            with tracker.stage("analyse") as advance:
-                fmt = analysis_format(probe)
-                fingerprinter = FingerprintSink(rate=fmt.rate, channels=fmt.channels)
-                decode_audio(master, probe, [fingerprinter], ffmpeg=settings.ffmpeg, limits=settings.limits,
-                             fmt=fmt, on_fraction=advance)
-                self.fingerprint = fingerprinter.finish()
-
-        ladder = select_ladder(probe, self.policy)
+        analysis = self._analyse(master, probe) if probe.audio is not None else None
+        content_class = analysis.features.content.content_class if analysis is not None else None
+        ladder = select_ladder(probe, self.policy, content_class=content_class if content_class != "mixed" else None)
         out_dir = self.workspace / "hls"
         out_dir.mkdir()
         with tracker.stage("transcode") as advance:
@@ -240,7 +269,31 @@ class _JobRun:
         )
         document["fingerprint"] = self.fingerprint.to_document() if self.fingerprint is not None else None
         document["matches"] = [m.to_document() for m in matches]
+        if analysis is not None:
+            document["features"] = analysis.features.to_document()
+            document["quality"] = analysis.quality_document()
         return document
+
+    def _analyse(self, master: Path, probe: Probe) -> _Analysis:
+        """One decode of the audio, read at once by the fingerprinter, the loudness meter, QC and features."""
+        settings = self.settings
+        assert probe.audio is not None
+        with self.tracker.stage("analyse") as advance:
+            fmt = analysis_format(probe)
+            fingerprinter = FingerprintSink(rate=fmt.rate, channels=fmt.channels)
+            meter = LoudnessMeter(rate=fmt.rate, channels=fmt.channels)
+            qc = AudioQC(rate=fmt.rate, channels=fmt.channels, declared_rate=probe.audio.sample_rate)
+            features = FeatureSink(rate=fmt.rate, channels=fmt.channels)
+            decode_audio(master, probe, [fingerprinter, meter, qc, features], ffmpeg=settings.ffmpeg,
+                         limits=settings.limits, fmt=fmt, on_fraction=advance)
+            self.fingerprint = fingerprinter.finish()
+            loudness = meter.finish()
+            record = features.finish()
+            if loudness.integrated_lufs is not None:
+                record = record.with_loudness(loudness.integrated_lufs)
+            qc_report = qc.finish()
+            delivery = delivery_report(loudness, qc_report, content_class=record.content.content_class)
+            return _Analysis(record, loudness, qc_report, delivery)
 
     def _find_in_catalog(self, fingerprint: Fingerprint) -> list[Match]:
         """The catalog assets this master contains or repeats (a re-upload, a sample), best first."""

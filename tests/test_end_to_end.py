@@ -175,6 +175,12 @@ def test_real_masters(name: str, kind: str, rungs: list[str], cli: CliRunner) ->
     assert doc["probe"]["kind"] == kind
     assert [r["name"] for r in doc["hls"]["renditions"]] == rungs
     assert m3u8.load(doc["hls"]["master"]).is_variant
+    if name.startswith(("music", "speech")):
+        # The one audio decode also fed the analyses: the class that picked the ladder, and the loudness triple.
+        assert doc["features"]["content_class"] == name.split("_")[0]
+        loudness = doc["quality"]["loudness"]
+        assert -40 < loudness["integrated_lufs"] < 0 and loudness["true_peak_dbtp"] < 3 and loudness["lra_lu"] >= 0
+        assert 0 <= doc["quality"]["score"] <= 100 and doc["fingerprint"]["items"] > 50
 
 
 def test_progress_is_reported_on_stderr(masters: dict[str, Path], cli: CliRunner) -> None:
