@@ -126,3 +126,27 @@ def test_concurrent_claims_grant_one_lease(catalog: Catalog) -> None:
         thread.join()
     assert sorted(outcomes).count("claimed") == 1, outcomes
     assert set(outcomes) <= {"claimed", "busy"}
+
+
+def test_the_sweeper_requeues_abandoned_jobs_and_gives_up_on_poison(catalog: Catalog) -> None:
+    from pipelines.catalog.leases import requeue_abandoned
+
+    assert _claim(catalog, "job-1", "dead:1") == "claimed"
+    assert _claim(catalog, "job-2", "alive:2", source_uri="s3://masters/b.wav") == "claimed"
+    assert requeue_abandoned(catalog, max_lost_runs=3) == []  # leases still running
+    _expire(catalog, "job-1")
+    _expire(catalog, "job-2")
+    alive = {"alive:2"}.__contains__
+    requeued = requeue_abandoned(catalog, max_lost_runs=3, holder_is_alive=alive, alive_grace_s=60)
+    assert requeued == [("job-1", "a1", "s3://masters/a.wav")]  # job-2's holder lives: its retry is coming
+    job = catalog.get_job("job-1")
+    assert job is not None and (job.status, job.lost_runs, job.claimed_by) == ("retrying", 1, None)
+    assert _claim(catalog, "job-1", "w:3") == "claimed"
+    job = catalog.get_job("job-1")
+    assert job is not None and job.lost_runs == 1  # counted once, by the sweeper
+    for worker in ("w:4", "w:5"):
+        _expire(catalog, "job-1")
+        requeue_abandoned(catalog, max_lost_runs=3)
+        _claim(catalog, "job-1", worker)
+    job = catalog.get_job("job-1")
+    assert job is not None and (job.status, job.error_code) == ("failed", "worker_lost")

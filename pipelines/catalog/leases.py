@@ -66,13 +66,7 @@ def claim(
             if holder != worker:
                 job.lost_runs += 1
             if job.lost_runs >= max_lost_runs:
-                job.status, job.error_code, job.finished_at = "failed", "worker_lost", now
-                job.error_message = (
-                    f"the job was interrupted {job.lost_runs} times (its worker died or was killed while running it); "
-                    "it is not tried again"
-                )
-                job.document = _failed_document(job)
-                job.claimed_by = job.lease_expires_at = None
+                _give_up_lost(job, now)
                 return Claim("exhausted", job_id)
         twin = session.scalars(
             select(Job.id).where(
@@ -128,6 +122,17 @@ def mark_cancelled(catalog: Catalog, job_id: str) -> None:
         if job is not None and job.status not in {"succeeded", "failed"}:
             job.status, job.finished_at, job.claimed_by, job.lease_expires_at = "cancelled", utcnow(), None, None
             job.document = _failed_document(job, status="cancelled")
+
+
+def _give_up_lost(job: Job, now: datetime) -> None:
+    """Fail a job whose runs keep ending with their worker: a poison master is not tried again."""
+    job.status, job.error_code, job.finished_at = "failed", "worker_lost", now
+    job.error_message = (
+        f"the job was interrupted {job.lost_runs} times (its worker died or was killed while running it); "
+        "it is not tried again"
+    )
+    job.claimed_by = job.lease_expires_at = None
+    job.document = _failed_document(job)
 
 
 def _failed_document(job: Job, status: str = "failed") -> dict[str, Any]:
@@ -199,12 +204,7 @@ def requeue_abandoned(
             job.lost_runs += 0 if alive else 1
             job.claimed_by = job.lease_expires_at = None
             if job.lost_runs >= max_lost_runs:
-                job.status, job.error_code, job.finished_at = "failed", "worker_lost", now
-                job.error_message = (
-                    f"the job was interrupted {job.lost_runs} times (its worker died or was killed while running it); "
-                    "it is not tried again"
-                )
-                job.document = _failed_document(job)
+                _give_up_lost(job, now)
             else:
                 job.status = "retrying"
                 requeue.append((job.id, job.asset_id, job.source_uri))
