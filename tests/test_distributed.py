@@ -92,7 +92,8 @@ def test_killing_the_pool_process_mid_transcode_runs_the_job_exactly_once(
 def test_a_cancelled_job_stops_and_leaves_no_output(system: System, long_master: Path) -> None:
     source = system.upload(long_master, f"{uuid.uuid4()}/long.mp4")
     asset_id = f"cancel-{uuid.uuid4().hex[:8]}"
-    with system.worker("w1") as worker:
+    # A slow preset keeps the transcode running well past the cancel, however busy the machine is.
+    with system.worker("w1", MEDIAWORKER_X264_PRESET="slower") as worker:
         sent = system.bare_client().send_task(
             "mediaworker.process_asset", kwargs={"asset_id": asset_id, "source": source}, queue="transcode"
         )
