@@ -11,7 +11,8 @@ clip is a false positive. The scale part indexes at least ``--scale-tracks`` tra
 transposed, coloured variants of it) and times ``find_clip`` on one core. Results: stdout and
 ``bench/results/match.json``.
 
-    .venv/bin/python bench/match_bench.py [--tracks N] [--queries-per-class K] [--scale-tracks M] [--quick]
+    .venv/bin/python bench/match_bench.py [--tracks N] [--queries-per-class K] [--whole-files W]
+                                          [--scale-tracks M] [--latency-queries L] [--quick]
 """
 
 from __future__ import annotations
@@ -299,7 +300,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, help="pieces to use, catalog and held apart (default: all)")
     parser.add_argument("--queries-per-class", type=int, default=100, help="excerpt queries per class (default 100)")
-    parser.add_argument("--whole-files", type=int, default=40, help="queries per whole-file class (default 40)")
+    parser.add_argument("--whole-files", type=int, default=30, help="queries per whole-file class (default 30)")
     parser.add_argument("--scale-tracks", type=int, default=10_000, help="tracks in the scale index (default 10000)")
     parser.add_argument("--latency-queries", type=int, default=50, help="timed queries per class at scale (default 50)")
     parser.add_argument("--quick", action="store_true",
@@ -322,7 +323,7 @@ def main() -> int:
           f"({sum(p.duration_s for p in held) / 3600:.2f} h); {opts.jobs} jobs", flush=True)
     noise_rms, outcomes = pink_rms(MATCH_RATE), []
     k = opts.queries_per_class
-    queries = make_queries(SPECS, catalog, held, rng, k=k, whole=opts.whole_files, ooc=3 * k)
+    queries = make_queries(SPECS, catalog, held, rng, k=k, whole=opts.whole_files, ooc=2 * k)
     with ctx.Pool(opts.jobs) as pool:
         for outcome in pool.imap(run_query, [(q, noise_rms) for q in queries], chunksize=2):
             outcomes.append(outcome)
