@@ -70,10 +70,10 @@ def test_killing_the_pool_process_mid_transcode_runs_the_job_exactly_once(
         sent = system.bare_client().send_task(
             "mediaworker.process_asset", kwargs={"asset_id": asset_id, "source": source}, queue="transcode"
         )
-        wait_for(lambda: (j := system.job(sent.id)) is not None and j.stage == "transcode" and j.percent > 10, 120,
+        wait_for(lambda: (j := system.job(sent.id)) is not None and j.stage == "transcode" and j.percent > 20, 120,
                  what="the transcode to be under way", on_timeout=worker.tail)
         home = system.env["MEDIAWORKER_HOME"]
-        assert processes_mentioning(home), "no ffmpeg is running for the job"
+        wait_for(lambda: processes_mentioning(home), 30, what="the job's ffmpeg", on_timeout=worker.tail)
         for pid in worker.pool_pids():
             os.kill(pid, 9)
         job = system.wait_status(sent.id, {"succeeded", "failed"}, 240, worker)
