@@ -42,6 +42,18 @@ class Asset(Base):
     container: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(Text)
     artist: Mapped[str | None] = mapped_column(Text)
+    album: Mapped[str | None] = mapped_column(Text)
+    isrc: Mapped[str | None] = mapped_column(String(32), index=True)
+    language: Mapped[str | None] = mapped_column(String(16), index=True)
+    release_date: Mapped[str | None] = mapped_column(String(10), index=True)
+    """ISO 8601, as precise as the tags allow: ``2019``, ``2019-05`` or ``2019-05-17``."""
+    tempo: Mapped[float | None] = mapped_column(Float, index=True)
+    key: Mapped[int | None] = mapped_column(Integer, index=True)
+    """Pitch class of the tonic, 0 = C … 11 = B, as Spotify's ``key``; mode 1 = major, 0 = minor."""
+    mode: Mapped[int | None] = mapped_column(Integer)
+    content_class: Mapped[str | None] = mapped_column(String(16), index=True)
+    loudness_lufs: Mapped[float | None] = mapped_column(Float)
+    quality_score: Mapped[float | None] = mapped_column(Float, index=True)
     hls_master: Mapped[str | None] = mapped_column(Text)
     probe: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     latest_job_id: Mapped[str | None] = mapped_column(String(36))
@@ -97,6 +109,13 @@ class Rendition(Base):
     segments: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     playlist_uri: Mapped[str] = mapped_column(Text)
+    vmaf: Mapped[float | None] = mapped_column(Float)
+    vmaf_phone: Mapped[float | None] = mapped_column(Float)
+    psnr: Mapped[float | None] = mapped_column(Float)
+    ssim: Mapped[float | None] = mapped_column(Float)
+    quality_score: Mapped[float | None] = mapped_column(Float)
+    wasted_bits: Mapped[bool | None] = mapped_column(Boolean)
+    """VMAF does not rise meaningfully over the rung below: the rung costs bits and buys little."""
 
 
 class FingerprintRow(Base):
