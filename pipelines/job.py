@@ -23,6 +23,7 @@ from pipelines.audio_qc import AudioQC, AudioQCReport
 from pipelines.catalog import Catalog, validate_asset_id
 from pipelines.clip_match import load_index
 from pipelines.config import Settings
+from pipelines.cover_art import CoverResult, extract_cover_art
 from pipelines.decode import analysis_format, decode_audio
 from pipelines.delivery import DeliveryReport, delivery_report
 from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError, resource_limit_error
@@ -41,6 +42,7 @@ from pipelines.package import (
 from pipelines.probe import Probe, probe_file
 from pipelines.runner import process_is_gone
 from pipelines.storage import ObjectRef, Storage, fetch_source
+from pipelines.tags import Metadata, normalise_tags
 from pipelines.transcode import transcode
 
 log = logging.getLogger(__name__)
@@ -242,12 +244,14 @@ class _JobRun:
             measured = [measure_rendition(out_dir, rendition) for rendition in encoded]
             _check_complete(probe, measured)
             (out_dir / MASTER_NAME).write_text(build_master_playlist(measured))
+            cover = extract_cover_art(master, probe, self.workspace / "cover", ffmpeg=settings.ffmpeg,
+                                      limits=settings.limits)
 
         # Keyed by content, ladder and job: a rerun never overwrites a ladder that players may be streaming,
         # and a redelivered job writes to the same place it wrote before.
         prefix = f"hls/{self.asset_id}/{self.digest[:12]}-{ladder.digest()[:8]}-{self.job_id[:8]}"
         with tracker.stage("publish") as advance:
-            self._publish(publication_order(out_dir, measured), prefix, advance)
+            self._publish(publication_order(out_dir, measured, extras=_cover_files(cover)), prefix, advance)
 
         matches: list[Match] = []
         if self.fingerprint is not None and len(self.fingerprint.items):
@@ -269,6 +273,7 @@ class _JobRun:
         )
         document["fingerprint"] = self.fingerprint.to_document() if self.fingerprint is not None else None
         document["matches"] = [m.to_document() for m in matches]
+        document["metadata"] = _metadata_document(_metadata(probe), cover, uri)
         if analysis is not None:
             document["features"] = analysis.features.to_document()
             document["quality"] = analysis.quality_document()
@@ -406,6 +411,7 @@ def _document(
         "quality": None,
         "fingerprint": None,
         "matches": [],
+        "metadata": None,
         "timings_s": timings or {},
     }
 
@@ -417,10 +423,52 @@ def _asset_row(source: str, digest: str, probe: Probe, document: dict[str, Any])
         "kind": probe.kind,
         "duration_s": probe.duration_s,
         "container": probe.container[:64],
-        "title": probe.tags.get("title"),
-        "artist": probe.tags.get("artist"),
         "hls_master": document["hls"]["master"],
         "probe": document["probe"],
+        **_queryable_fields(document),
+    }
+
+
+def _metadata(probe: Probe) -> Metadata:
+    return normalise_tags(probe.tags, chapters=probe.chapters,
+                          stream_language=probe.audio.language if probe.audio is not None else None)
+
+
+def _cover_files(cover: CoverResult) -> list[tuple[Path, str, str]]:
+    """The cover image to publish beside the ladder, if the master has one that passed its checks."""
+    art = cover.cover
+    return [] if art is None else [(art.path, art.name, art.content_type)]
+
+
+def _metadata_document(metadata: Metadata, cover: CoverResult, uri: Callable[[str], str]) -> dict[str, Any]:
+    """``metadata`` of the job document: the normalised tags, chapters, and the published cover's URI."""
+    art = cover.cover
+    document = metadata.to_document(cover_art=uri(art.name) if art is not None else None)
+    document["cover_art_image"] = None if art is None else {
+        "content_type": art.content_type, "width": art.width, "height": art.height, "bytes": art.size_bytes}
+    if cover.reason is not None:
+        document["invalid"]["cover_art"] = cover.reason
+    return document
+
+
+def _queryable_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """The asset columns copied from the job document so that the catalog can be queried by them."""
+    metadata = document.get("metadata") or {}
+    features = document.get("features") or {}
+    quality = document.get("quality") or {}
+    return {
+        "title": metadata.get("title"),
+        "artist": metadata.get("artist"),
+        "album": metadata.get("album"),
+        "isrc": metadata.get("isrc"),
+        "language": metadata.get("language"),
+        "release_date": metadata.get("release_date"),
+        "tempo": features.get("tempo"),
+        "key": features.get("key"),
+        "mode": features.get("mode"),
+        "content_class": features.get("content_class"),
+        "loudness_lufs": features.get("loudness"),
+        "quality_score": quality.get("score"),
     }
 
 

@@ -183,6 +183,37 @@ class Catalog:
             session.delete(asset)
             return str(hls["prefix"]) if isinstance(hls, dict) and hls.get("prefix") else ""
 
+    def find_assets(
+        self,
+        *,
+        tempo: tuple[float, float] | None = None,
+        key: int | None = None,
+        mode: int | None = None,
+        content_class: str | None = None,
+        isrc: str | None = None,
+        artist: str | None = None,
+        language: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+    ) -> list[Asset]:
+        """Assets that match every given field, by asset id, at most ``limit``.
+
+        ``tempo`` is an inclusive BPM range; ``artist`` matches any part of the artist, ignoring case; the other
+        fields match exactly (``isrc`` as the 12-character code, ``language`` as an ISO 639-3 code).
+        """
+        query = select(Asset)
+        if tempo is not None:
+            query = query.where(Asset.tempo.between(min(tempo), max(tempo)))
+        exact = ((Asset.key, key), (Asset.mode, mode), (Asset.content_class, content_class), (Asset.isrc, isrc),
+                 (Asset.language, language), (Asset.kind, kind))
+        for column, value in exact:
+            if value is not None:
+                query = query.where(column == value)
+        if artist:
+            query = query.where(func.lower(Asset.artist).contains(artist.lower(), autoescape=True))
+        with self.session() as session:
+            return list(session.scalars(query.order_by(Asset.id).limit(max(0, limit))))
+
     def renditions(self, asset_id: str) -> list[Rendition]:
         with self.session() as session:
             query = select(Rendition).where(Rendition.asset_id == asset_id).order_by(Rendition.bandwidth.desc())
