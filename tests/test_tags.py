@@ -455,3 +455,18 @@ def test_find_assets_by_field(catalog: Catalog) -> None:
     assert ids(limit=2) == ["a", "b"] and ids() == ["a", "b", "c", "d"]
     found = catalog.find_assets(isrc="GBAAA1900042")[0]
     assert (found.release_date, found.loudness_lufs, found.quality_score) == ("2019-05", -9.1, 95.0)
+
+
+def test_sanitised_hostile_tags_are_stored_and_found_on_both_databases(catalog: Catalog) -> None:
+    metadata = normalise_tags({"title": "x" * 1_000_000, "artist": b"Beyonc\xe9\x00\x01", "isrc": "gb-aaa-19-00042",
+                               "comment": "\x00" * 1000 + "\ud800 tail", "language": "English"})
+    document = {"status": "succeeded", "metadata": metadata.to_document()}
+    job_id = catalog.create_job(asset_id="hostile", source_uri="/masters/hostile.mp3")
+    asset = {"source_uri": "/masters/hostile.mp3", "content_sha256": "0" * 64, "kind": "audio", "duration_s": 6.0,
+             "container": "mp3", "hls_master": "m", "probe": {}, "title": metadata.title, "artist": metadata.artist,
+             "isrc": metadata.isrc, "language": metadata.language}
+    catalog.complete_job(job_id, asset=asset, renditions=[], document=document)
+    [found] = catalog.find_assets(isrc="GBAAA1900042", language="eng")
+    assert found.artist == "Beyonc\ufffd" and found.title is not None and len(found.title) == MAX_TEXT_CHARS
+    job = catalog.get_job(job_id)
+    assert job is not None and job.document is not None and job.document["metadata"]["comment"] == "tail"
