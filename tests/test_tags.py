@@ -301,6 +301,20 @@ def test_hostile_id3_frames_are_sanitised_by_the_real_probe(audiobook: Path) -> 
     assert [c.title for c in metadata.chapters] == ["Opening credits", "Chapter one"]
 
 
+def test_the_probe_reads_output_that_is_not_utf8(tmp_path: Path) -> None:
+    """ffprobe replaces invalid UTF-8 itself; a build told not to (``string_validation=ignore``) passes raw
+    bytes, which the probe decodes with U+FFFD rather than failing. A script stands in for such a build."""
+    fake = tmp_path / "ffprobe"
+    fake.write_bytes(b'#!/bin/sh\nprintf \'{"format": {"format_name": "mp3", "duration": "1", "tags": '
+                     b'{"title": "A\\377B\\300", "TSRC": "GB-AAA-19-00042"}}, '
+                     b'"streams": [{"index": 0, "codec_type": "audio", "codec_name": "mp3"}]}\'\n')
+    fake.chmod(0o755)
+    master = tmp_path / "master"
+    master.write_bytes(b"anything")
+    probe = probe_file(master, ffprobe=str(fake), limits=LIMITS)
+    assert probe.tags["title"] == "A\ufffdB\ufffd" and normalise_tags(probe.tags).isrc == "GBAAA1900042"
+
+
 def test_a_cover_stream_is_not_video_and_its_tags_are_not_the_masters() -> None:
     text = json.dumps({
         "format": {"format_name": "mp3", "duration": "10", "tags": {}},
