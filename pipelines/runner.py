@@ -5,6 +5,11 @@ input closed, its own session and process group, a wall-clock limit, ffmpeg's ``
 it arrives, and the whole process group killed when the call ends for any reason — so an ffmpeg that hangs on
 a crafted file, or whose task is cancelled, never outlives the call. Should the calling process itself be
 killed outright (a Celery hard time limit, ``kill -9``), the kernel kills the child too (``PR_SET_PDEATHSIG``).
+
+The child also gets a CPU-time limit worth its wall-clock limit on every core — a backstop the kernel enforces
+should the caller be frozen rather than killed — an environment with nothing but ``PATH`` (no credentials for
+a subverted decoder to read), and, given a :class:`~pipelines.sandbox.Sandbox`, a Landlock ruleset that keeps
+it to the job's files and off the network.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import ctypes
 from dataclasses import dataclass
 import functools
 import logging
+import math
 import os
 from pathlib import Path
 import resource
@@ -27,6 +33,7 @@ import sys
 import time
 
 from pipelines.errors import FFmpegError
+from pipelines.sandbox import Sandbox, SandboxError, build_ruleset, restrict_self
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,7 @@ def run(
     on_stdout: Callable[[bytes], None] | None = None,
     cwd: str | os.PathLike[str] | None = None,
     rlimits: Mapping[int, int] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Completed:
     """Run ``cmd`` to completion within ``timeout_s`` seconds of wall-clock time.
 
@@ -94,25 +102,37 @@ def run(
     collected and returned (ffprobe's JSON).
 
     ``rlimits`` (``resource.RLIMIT_*`` → limit) are set in the child before it starts: a program that passes
-    its memory limit fails there, not in the worker. Raises ``FFmpegError`` if the program cannot start, exits
-    non-zero or runs past ``timeout_s``; in every case the process group is gone when this returns.
+    its memory limit fails there, not in the worker. ``RLIMIT_CPU`` defaults to ``timeout_s`` on every core.
+    With ``sandbox``, the program runs under Landlock (see :mod:`pipelines.sandbox`). Raises ``FFmpegError`` if
+    the program cannot start or be confined (``returncode`` ``None``), exits non-zero or runs past
+    ``timeout_s`` (or its CPU time); in every case the process group is gone when this returns.
     """
     argv = [str(part) for part in cmd]
     log.debug("running %s", shlex.join(argv))
+    limits = {which: _within_hard_limit(which, value)
+              for which, value in {resource.RLIMIT_CPU: cpu_limit_s(timeout_s), **(rlimits or {})}.items()}
     started = time.monotonic()
+    ruleset: int | None = None
     try:
+        ruleset = build_ruleset(argv[0], sandbox) if sandbox is not None else None
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
+            env={"PATH": os.environ.get("PATH", os.defpath)},
             start_new_session=True,
             close_fds=True,
-            preexec_fn=functools.partial(_confine, tuple((rlimits or {}).items())),
+            preexec_fn=functools.partial(_confine, tuple(limits.items()), ruleset),
         )
-    except OSError as exc:
+    except SandboxError as exc:
+        raise FFmpegError(argv, None, f"cannot confine {argv[0]}: {exc}") from exc
+    except (OSError, subprocess.SubprocessError) as exc:  # the latter: _confine failed in the child
         raise FFmpegError(argv, None, f"cannot start {argv[0]}: {exc}") from exc
+    finally:
+        if ruleset is not None:
+            os.close(ruleset)
 
     stdout_chunks: list[bytes] = []
     stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -170,20 +190,36 @@ def run(
     if partial["err"]:
         stderr_tail.append(partial["err"].decode("utf-8", "replace"))
     tail = "\n".join(stderr_tail)
-    if timed_out:
+    if timed_out or proc.returncode == -signal.SIGXCPU:
         raise FFmpegError(argv, None, tail, timed_out=True)
     if proc.returncode != 0:
         raise FFmpegError(argv, proc.returncode, tail)
     return Completed(stdout=b"".join(stdout_chunks), stderr_tail=tail, elapsed_s=time.monotonic() - started)
 
 
-def _confine(rlimits: tuple[tuple[int, int], ...]) -> None:
-    """In the child, before exec: set its resource limits, and ask the kernel to SIGKILL it when the thread
-    that started it dies."""
+def cpu_limit_s(timeout_s: float) -> int:
+    """``RLIMIT_CPU`` for a wall-clock limit: that long on every core, so it never ends a run the wall clock
+    would allow, yet stops a decoder spinning on a crafted file even when no caller is left to time it."""
+    return math.ceil(timeout_s * (os.cpu_count() or 1)) + 1
+
+
+def _within_hard_limit(which: int, value: int) -> int:
+    """``value``, lowered to this process's hard limit: only root may raise a hard limit."""
+    _soft, hard = resource.getrlimit(which)
+    margin = 5 if which == resource.RLIMIT_CPU else 0
+    return value if hard == resource.RLIM_INFINITY else max(0, min(value, hard - margin))
+
+
+def _confine(rlimits: tuple[tuple[int, int], ...], ruleset: int | None) -> None:
+    """In the child, before exec: set its resource limits, ask the kernel to SIGKILL it when the thread that
+    started it dies, and enter its Landlock sandbox."""
     for which, limit in rlimits:
-        resource.setrlimit(which, (limit, limit))
+        # The CPU limit first sends SIGXCPU (reported as a timeout), then SIGKILL a few seconds later.
+        resource.setrlimit(which, (limit, limit + 5) if which == resource.RLIMIT_CPU else (limit, limit))
     if _LIBC is not None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if ruleset is not None:
+        restrict_self(ruleset)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
