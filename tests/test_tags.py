@@ -21,6 +21,7 @@ from pipelines.cover_art import (
     extract_cover_art,
     image_size,
 )
+from pipelines.errors import MediaError
 from pipelines.probe import parse_probe, probe_file
 from pipelines.tags import (
     ELLIPSIS,
@@ -313,6 +314,14 @@ def test_the_probe_reads_output_that_is_not_utf8(tmp_path: Path) -> None:
     master.write_bytes(b"anything")
     probe = probe_file(master, ffprobe=str(fake), limits=LIMITS)
     assert probe.tags["title"] == "A\ufffdB\ufffd" and normalise_tags(probe.tags).isrc == "GBAAA1900042"
+
+
+def test_a_description_past_the_cap_rejects_the_master_before_it_is_held(audiobook: Path) -> None:
+    """Tags of hundreds of megabytes would be held whole by the worker: past the cap the master is rejected. The
+    cap here is 512 KiB so that the audiobook's 1 MB comment passes it; the default is 64 MiB."""
+    with pytest.raises(MediaError) as info:
+        probe_file(audiobook, ffprobe="ffprobe", limits=LIMITS, max_output_bytes=512 << 10)
+    assert info.value.code == "tags_too_large"
 
 
 def test_a_cover_stream_is_not_video_and_its_tags_are_not_the_masters() -> None:
