@@ -73,7 +73,7 @@ def silent_flac(path: Path, *, seconds: int, rate: int = 8000) -> Path:
     return write(path, bytes(out))
 
 
-def _crc8(data: bytes) -> int:
+def _crc8(data: bytes | bytearray) -> int:
     crc = 0
     for byte in data:
         crc ^= byte
@@ -82,7 +82,7 @@ def _crc8(data: bytes) -> int:
     return crc
 
 
-def _crc16(data: bytes) -> int:
+def _crc16(data: bytes | bytearray) -> int:
     crc = 0
     for byte in data:
         crc ^= byte << 8
