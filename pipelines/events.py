@@ -6,6 +6,11 @@ and ``…:CompleteMultipartUpload``. MinIO also reports tagging, retention and l
 bucket included, so our writes never retrigger work) are ignored. Each new master gets a job id derived from
 its bucket, key and version, so a notification delivered twice enqueues the same job twice, which the job
 claim then runs once.
+
+Notifications also say who uploaded (``userIdentity``, ``principalId``, ``sourceIPAddress``, the client's
+host and agent). None of it is kept in clear: :func:`minimal_event` reduces a notification to the fields a job
+needs before it travels further (task arguments, logs), with the uploader as a keyed pseudonym
+(:func:`pipelines.privacy.pseudonym`) or, without a key, not at all.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from urllib.parse import unquote_plus
 import uuid
 
 from pipelines.ids import validate_asset_id
+from pipelines.privacy import is_pseudonym, pseudonym
 from pipelines.storage import InvalidKeyError, ObjectRef, validate_bucket, validate_key
 
 NEW_OBJECT_EVENTS = frozenset({
@@ -44,27 +50,25 @@ class NewMaster:
     """The object's version id, else its ETag, else the event sequencer: what tells two uploads apart."""
     asset_id: str
     job_id: str
+    uploader: str | None = None
+    """The uploader's pseudonym (``hmac-sha256:…``), or ``None`` without an identity key."""
+    version_id: str | None = None
+    etag: str | None = None
+    """The object's version id (a versioned bucket) and ETag as announced: the version the job must process."""
 
 
-def parse_bucket_event(payload: bytes | str, *, masters_bucket: str) -> tuple[list[NewMaster], list[str]]:
+def parse_bucket_event(
+    payload: bytes | str, *, masters_bucket: str, identity_key: bytes | None = None,
+) -> tuple[list[NewMaster], list[str]]:
     """The new masters an event announces, and why any other record in it was ignored.
 
     Raises ``EventError`` when the payload is not JSON with a ``Records`` list.
     """
-    if len(payload) > MAX_EVENT_BYTES:
-        raise EventError("event larger than 1 MiB")
-    try:
-        document = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EventError(f"event is not JSON: {exc}") from None
-    records = document.get("Records") if isinstance(document, dict) else None
-    if not isinstance(records, list):
-        raise EventError("event has no Records list")
     masters: list[NewMaster] = []
     ignored: list[str] = []
-    for record in records:
+    for record in _records(payload):
         try:
-            master = _new_master(record, masters_bucket)
+            master = _new_master(record, masters_bucket, identity_key)
         except _Ignored as why:
             ignored.append(str(why))
             continue
@@ -76,22 +80,94 @@ class _Ignored(Exception):
     pass
 
 
-def _new_master(record: Any, masters_bucket: str) -> NewMaster:
+def minimal_event(payload: bytes | str, *, identity_key: bytes | None) -> str:
+    """The notification as JSON with only what a job needs: each record's event name, bucket name, object
+    key, size, version, ETag, sequencer and asset-id metadata, and the uploader's pseudonym when there is an
+    identity key. Every identity (principal ids, IP addresses, client host and agent) and all other metadata
+    are left out. :func:`parse_bucket_event` finds the same masters in it as in the full notification.
+
+    Raises ``EventError`` as :func:`parse_bucket_event` does.
+    """
+    return json.dumps({"Records": [_minimal_record(record, identity_key) for record in _records(payload)]})
+
+
+def _records(payload: bytes | str) -> list[Any]:
+    if len(payload) > MAX_EVENT_BYTES:
+        raise EventError("event larger than 1 MiB")
+    try:
+        document = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EventError(f"event is not JSON: {exc}") from None
+    except RecursionError:
+        raise EventError("event is nested too deeply") from None
+    records = document.get("Records") if isinstance(document, dict) else None
+    if not isinstance(records, list):
+        raise EventError("event has no Records list")
+    return records
+
+
+def _minimal_record(record: Any, identity_key: bytes | None) -> dict[str, Any] | None:
+    if not isinstance(record, dict):
+        return None
+    s3 = _object(record.get("s3"))
+    obj = _object(s3.get("object"))
+    # Only scalars are kept: a structured value where a name or key belongs could carry anything.
+    kept_object: dict[str, Any] = {
+        name: obj[name] for name in ("key", "size", "versionId", "eTag", "sequencer") if _is_scalar(obj.get(name))
+    }
+    metadata = obj.get("userMetadata")
+    if isinstance(metadata, dict):
+        kept_object["userMetadata"] = {k: v for k, v in metadata.items() if _is_asset_id_key(k) and _is_scalar(v)}
+    bucket = _object(s3.get("bucket")).get("name")
+    minimal: dict[str, Any] = {
+        "eventName": record.get("eventName") if isinstance(record.get("eventName"), str) else None,
+        "s3": {"bucket": {"name": bucket if _is_scalar(bucket) else None}, "object": kept_object},
+    }
+    uploader = _uploader(record, identity_key)
+    if uploader is not None:
+        minimal["uploader"] = uploader
+    return minimal
+
+
+def _uploader(record: dict[str, Any], identity_key: bytes | None) -> str | None:
+    """The pseudonym of the record's principal (kept as it is when the record is already minimal)."""
+    if is_pseudonym(record.get("uploader")):
+        return str(record["uploader"])
+    principal = _object(record.get("userIdentity")).get("principalId")
+    return pseudonym(principal, identity_key) if isinstance(principal, (str, int)) else None
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is not None and isinstance(value, (str, int, float, bool))
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _is_asset_id_key(name: Any) -> bool:
+    return str(name).lower() in {"x-amz-meta-asset-id", "asset-id"}
+
+
+def _new_master(record: Any, masters_bucket: str, identity_key: bytes | None) -> NewMaster:
     if not isinstance(record, dict):
         raise _Ignored("record is not an object")
     name = record.get("eventName")
-    if name not in NEW_OBJECT_EVENTS:
-        raise _Ignored(f"{name}: not a new object")
-    s3 = record.get("s3") or {}
-    bucket = (s3.get("bucket") or {}).get("name")
-    obj = s3.get("object") or {}
+    if not isinstance(name, str) or name not in NEW_OBJECT_EVENTS:
+        raise _Ignored(f"{name!r:.100}: not a new object")
+    s3 = _object(record.get("s3"))
+    bucket = _object(s3.get("bucket")).get("name")
+    obj = _object(s3.get("object"))
     if bucket != masters_bucket:
         raise _Ignored(f"{name} in bucket {bucket!r}: not the masters bucket")
+    key = obj.get("key")
+    if not isinstance(key, str):
+        raise _Ignored(f"{name}: the object has no key")
     try:
-        ref = ObjectRef(validate_bucket(bucket), validate_key(unquote_plus(str(obj.get("key", "")))))
+        ref = ObjectRef(validate_bucket(bucket), validate_key(unquote_plus(key)))
     except InvalidKeyError as exc:
         raise _Ignored(f"{name}: unusable key ({exc})") from None
-    version = obj.get("versionId") or obj.get("eTag") or obj.get("sequencer") or None
+    version = next((obj[n] for n in ("versionId", "eTag", "sequencer") if _is_scalar(obj.get(n)) and obj[n]), None)
     size = obj.get("size")
     identity = f"{ref.uri}@{version or ''}"
     return NewMaster(
@@ -100,14 +176,22 @@ def _new_master(record: Any, masters_bucket: str) -> NewMaster:
         version=str(version) if version else None,
         asset_id=_asset_id(obj.get("userMetadata"), ref),
         job_id=str(uuid.uuid5(_JOB_NAMESPACE, identity)),
+        uploader=_uploader(record, identity_key),
+        version_id=_text(obj.get("versionId")),
+        etag=_text(obj.get("eTag")),
     )
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string field of the event, else ``None`` (a hostile event may put anything there)."""
+    return value if isinstance(value, str) and value and len(value) <= 1024 else None
 
 
 def _asset_id(metadata: Any, ref: ObjectRef) -> str:
     """The uploader's ``X-Amz-Meta-Asset-Id`` when it is a valid id, else one derived from the object's address."""
     if isinstance(metadata, dict):
         for key, value in metadata.items():
-            if str(key).lower() in {"x-amz-meta-asset-id", "asset-id"}:
+            if _is_asset_id_key(key):
                 try:
                     return validate_asset_id(str(value))
                 except ValueError:

@@ -73,14 +73,14 @@ def track_format(init: bytes) -> TrackFormat:
     entries_start = stsd[0] + 8  # version, flags, entry_count
     for kind, payload, stop in iter_boxes(init, entries_start, stsd[1]):
         if kind in (b"avc1", b"avc3"):
-            width, height = struct.unpack_from(">HH", init, payload + 24)
+            width, height = _unpack(">HH", init, payload + 24, stop)
             avcc = find_box(init, [b"avcC"], payload + _VISUAL_ENTRY_FIELDS, stop)
             if avcc is None:
                 raise Mp4FormatError("H.264 sample entry without avcC")
-            profile, constraints, level = init[avcc[0] + 1 : avcc[0] + 4]
+            _version, profile, constraints, level = _unpack(">BBBB", init, avcc[0], avcc[1])
             return TrackFormat(f"{kind.decode()}.{profile:02x}{constraints:02x}{level:02x}", width=width, height=height)
         if kind == b"mp4a":
-            channels, _bits, _pre, _res, rate = struct.unpack_from(">HHHHI", init, payload + 16)
+            channels, _bits, _pre, _res, rate = _unpack(">HHHHI", init, payload + 16, stop)
             esds = find_box(init, [b"esds"], payload + _AUDIO_ENTRY_FIELDS, stop)
             if esds is None:
                 raise Mp4FormatError("AAC sample entry without esds")
@@ -99,10 +99,17 @@ def count_samples(segment: bytes) -> int:
         for traf_kind, traf_start, traf_stop in iter_boxes(segment, payload, stop):
             if traf_kind != b"traf":
                 continue
-            for box, start, _ in iter_boxes(segment, traf_start, traf_stop):
+            for box, start, box_end in iter_boxes(segment, traf_start, traf_stop):
                 if box == b"trun":
-                    total += struct.unpack_from(">I", segment, start + 4)[0]
+                    total += _unpack(">I", segment, start + 4, box_end)[0]
     return total
+
+
+def _unpack(layout: str, data: bytes, at: int, end: int) -> tuple[int, ...]:
+    """``struct.unpack_from(layout, data, at)``, or ``Mp4FormatError`` when the fields run past ``end``."""
+    if at < 0 or at + struct.calcsize(layout) > min(end, len(data)):
+        raise Mp4FormatError(f"box fields at {at} run past the end of their box")
+    return struct.unpack_from(layout, data, at)
 
 
 def _aac_object_type(descriptors: bytes) -> int:

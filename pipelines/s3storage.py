@@ -2,7 +2,9 @@
 
 Keys are validated before any request; masters are streamed to disk in 1 MiB chunks and hashed on the way;
 uploads go through ``fput_object`` (multipart above one part). Every client or transport failure becomes a
-``StorageError`` whose message names the object but never the credentials.
+``StorageError`` whose message names the object but never the credentials. With ``S3Settings.sse`` every
+write asks for server-side encryption (SSE-S3 or SSE-KMS); ``ca_bundle`` names the authorities that the
+server's TLS certificate is verified against (``secure=True``; the certificate is always verified).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from typing import TypeVar
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error
+from minio.sse import Sse, SseKMS, SseS3
 import urllib3
 from urllib3.exceptions import HTTPError
 from urllib3.util import Retry, Timeout
 
 from pipelines.config import S3Settings
-from pipelines.errors import ConfigError, StorageError
-from pipelines.storage import ObjectRef, validate_bucket, validate_key
+from pipelines.errors import ConfigError, MediaError, StorageError
+from pipelines.privacy import redact
+from pipelines.storage import ObjectRef, SourceVersion, validate_bucket, validate_key
 
 PART_SIZE = 16 << 20
 _CHUNK = 1 << 20
@@ -55,10 +59,12 @@ class S3Storage:
         ``ConfigError`` for an endpoint that is not ``host[:port]``."""
         self._endpoint = settings.endpoint
         self._secure = settings.secure
-        self._secret = settings.secret_key
+        self._secrets = (settings.secret_key, settings.access_key)
         self._buckets: set[str] = set()
+        self._sse = server_side_encryption(settings)
         http = http_client or urllib3.PoolManager(
             timeout=Timeout(connect=timeout, read=timeout), maxsize=10, cert_reqs="CERT_REQUIRED",
+            ca_certs=settings.ca_bundle,
             retries=Retry(total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
         )
         try:
@@ -72,13 +78,26 @@ class S3Storage:
     def __repr__(self) -> str:
         return f"S3Storage(endpoint={self._endpoint!r}, secure={self._secure})"
 
-    def fetch(self, ref: ObjectRef, dest: Path) -> str:
-        """Stream the object into ``dest`` in 1 MiB chunks; return the SHA-256 of its bytes (hex)."""
+    def fetch(self, ref: ObjectRef, dest: Path, *, version: SourceVersion | None = None) -> str:
+        """Stream the object into ``dest`` in 1 MiB chunks; return the SHA-256 of its bytes (hex).
+
+        With ``version``: its ``version_id`` is the one fetched, and its ``etag`` must be the ETag of what the
+        server sent — the bytes of one GET, so the check and the copy are of the same version. Raises
+        ``MediaError`` (``source_replaced``) when it is not."""
         bucket, key = _checked(ref)
+        version = version or SourceVersion()
 
         def download() -> str:
-            digest, response = hashlib.sha256(), self._client.get_object(bucket, key)
+            digest = hashlib.sha256()
+            response = self._client.get_object(bucket, key, version_id=version.version_id)
             try:
+                sent = _bare_etag(response.headers.get("ETag"))
+                if version.etag and sent and sent != _bare_etag(version.etag):
+                    raise MediaError(
+                        "source_replaced",
+                        f"{ref.uri} was replaced after its upload was announced (ETag {sent}, announced "
+                        f"{_bare_etag(version.etag)}); the newer upload is processed by its own job",
+                    )
                 with open(dest, "wb") as writer:
                     for chunk in response.stream(_CHUNK):
                         digest.update(chunk)
@@ -98,7 +117,7 @@ class S3Storage:
         bucket, key = _checked(ref)
         self.ensure_bucket(bucket)
         self._call(f"write {ref.uri}", lambda: self._client.fput_object(
-            bucket, key, str(path), content_type=content_type, part_size=PART_SIZE))
+            bucket, key, str(path), content_type=content_type, part_size=PART_SIZE, sse=self._sse))
 
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under the folder ``prefix``; return how many were deleted (0 if no bucket)."""
@@ -164,8 +183,26 @@ class S3Storage:
                 detail = f"{code or 'unreadable answer'} (HTTP {status.group(1) if status else '?'})"
             else:
                 detail = f"{type(exc).__name__}: {exc}"
-            detail = detail.replace(self._secret, "***") if self._secret else detail
+            detail = redact(detail, self._secrets)
             raise StorageError(f"cannot {what}: {detail}", missing=code in _MISSING) from exc
+
+
+def server_side_encryption(settings: S3Settings) -> Sse | None:
+    """The encryption every write asks the server for: SSE-S3 (``AES256``), SSE-KMS with the key id, or none."""
+    if settings.sse == "AES256":
+        return SseS3()
+    if settings.sse == "aws:kms":
+        if not settings.sse_kms_key_id:
+            raise ConfigError("SSE-KMS needs a key id (MEDIAWORKER_S3_SSE_KMS_KEY_ID)")
+        return SseKMS(settings.sse_kms_key_id, {})
+    if settings.sse is not None:
+        raise ConfigError(f"unknown server-side encryption {settings.sse!r}: AES256 or aws:kms")
+    return None
+
+
+def _bare_etag(etag: str | None) -> str | None:
+    """An ETag without its quotes, lower-cased: as headers send it and as notifications write it."""
+    return etag.strip().strip('"').lower() or None if etag else None
 
 
 def _checked(ref: ObjectRef) -> tuple[str, str]:

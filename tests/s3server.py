@@ -11,6 +11,7 @@ from pathlib import Path
 import re
 import secrets
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,9 @@ from typing import NoReturn
 
 from minio import Minio
 
-_LISTENING = re.compile(r"Starting s3 server on \[http://127\.0\.0\.1:(\d+)/\]")
+from tests.secretscan import register
+
+_LISTENING = re.compile(r"Starting s3 server on \[https?://127\.0\.0\.1:(\d+)/\]")
 
 
 def rclone_binary() -> str:
@@ -42,13 +45,16 @@ class S3Server:
     """
 
     def __init__(self, root: Path, *, buckets: tuple[str, ...] | list[str] = (), start_timeout: float = 20.0,
-                 anonymous: bool = False) -> None:
+                 anonymous: bool = False, tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate chain, private key) PEM files to serve HTTPS with instead of plain HTTP."""
         self.root = root
+        self.tls = tls
         self.buckets = tuple(buckets)
         self.anonymous = anonymous
         self.start_timeout = start_timeout
         self.access_key = "mwtest" + secrets.token_hex(6)
         self.secret_key = secrets.token_hex(20)
+        register(self.secret_key, "an S3 secret key")  # the scan after the suite looks for it (tests/secretscan.py)
         self.endpoint = ""
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
@@ -78,7 +84,8 @@ class S3Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
             rclone_binary(), "serve", "s3", "--config", "", "--addr", "127.0.0.1:0",
-            *([] if self.anonymous else ["--auth-key", f"{self.access_key},{self.secret_key}"]), str(self.root),
+            *([] if self.anonymous else ["--auth-key", f"{self.access_key},{self.secret_key}"]),
+            *(["--cert", str(self.tls[0]), "--key", str(self.tls[1])] if self.tls else []), str(self.root),
         ]
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
@@ -92,7 +99,9 @@ class S3Server:
                 time.sleep(0.05)
         self.endpoint = f"127.0.0.1:{self.port}"
         while True:  # the listener is bound once the line is logged; check that it answers HTTP anyway
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            connection = (http.client.HTTPSConnection("127.0.0.1", self.port, timeout=2,
+                                                      context=ssl._create_unverified_context()) if self.tls
+                          else http.client.HTTPConnection("127.0.0.1", self.port, timeout=2))
             try:
                 connection.request("GET", "/")
                 connection.getresponse().read()  # 403 to an anonymous caller (200 if anonymous): it answers

@@ -15,13 +15,16 @@ catalog (``pipelines.catalog.leases``) turns redelivery into exactly-once effect
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 from kombu.entity import Queue
 
 from pipelines.config import Settings
+from pipelines.privacy import install_redaction, settings_secrets
 from workers.runtime import WorkerRuntime
 
 QUEUES = ("transcode", "analysis", "bookkeeping", "celery")
@@ -38,6 +41,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     broker = settings.broker_url
     backend = worker.result_backend or (broker if broker.startswith(("redis://", "rediss://")) else "rpc://")
     return {
+        **broker_tls_config(settings),
         "broker_url": broker,
         "result_backend": backend,
         "task_serializer": "json",
@@ -64,6 +68,26 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def broker_tls_config(settings: Settings) -> dict[str, Any]:
+    """Celery's TLS settings for an ``amqps://`` or ``rediss://`` broker and result backend: the server's
+    certificate always verified (against ``MEDIAWORKER_BROKER_TLS_CA`` when set), and the client's own
+    certificate presented when one is configured. Nothing for a plain-text broker."""
+    tls = settings.broker_tls
+    config: dict[str, Any] = {}
+    broker, backend = settings.broker_url, settings.worker.result_backend or settings.broker_url
+    if broker.startswith("amqps://"):
+        config["broker_use_ssl"] = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": tls.ca_file,
+                                    "certfile": tls.cert_file, "keyfile": tls.key_file,
+                                    "server_hostname": urlsplit(broker).hostname}
+    redis_tls = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": tls.ca_file, "ssl_check_hostname": True,
+                 "ssl_certfile": tls.cert_file, "ssl_keyfile": tls.key_file}
+    if broker.startswith("rediss://"):
+        config["broker_use_ssl"] = redis_tls
+    if backend.startswith("rediss://"):
+        config["redis_backend_use_ssl"] = redis_tls
+    return config
+
+
 def create_app(settings: Settings) -> Celery:
     """The app, its tasks registered, with a :class:`WorkerRuntime` (catalog and storage) attached."""
     app = Celery("mediaworker")
@@ -80,5 +104,11 @@ def create_app(settings: Settings) -> Celery:
     def _after_fork(**_: Any) -> None:
         # A forked pool process must not share the parent's database connections.
         app.conf.mediaworker_runtime.after_fork()
+
+    @after_setup_logger.connect(weak=False)
+    @after_setup_task_logger.connect(weak=False)
+    def _redact_logs(logger: Any, **_: Any) -> None:
+        # Every record a worker logs is masked of the deployment's secrets (and of any URL password).
+        install_redaction(logger, settings_secrets(settings))
 
     return app

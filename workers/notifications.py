@@ -16,7 +16,7 @@ from kombu.entity import Exchange, Queue
 from kombu.messaging import Consumer
 
 from pipelines.catalog.leases import enqueue
-from pipelines.events import parse_bucket_event
+from pipelines.events import EventError, minimal_event, parse_bucket_event
 from workers.runtime import WorkerRuntime
 from workers.tasks import INGEST_EVENT, PROCESS_ASSET
 
@@ -33,14 +33,18 @@ def handle_bucket_event(app: Celery, body: bytes | str) -> list[str]:
     Raises ``EventError`` for a payload that is not an S3 event; catalog and broker errors pass through.
     """
     runtime: WorkerRuntime = app.conf.mediaworker_runtime
-    masters, ignored = parse_bucket_event(body, masters_bucket=runtime.settings.masters_bucket)
+    settings = runtime.settings
+    masters, ignored = parse_bucket_event(body, masters_bucket=settings.masters_bucket,
+                                          identity_key=settings.identity_key)
     for reason in ignored:
         log.info("bucket event ignored: %s", reason)
     for master in masters:
         enqueue(runtime.catalog, master.job_id, asset_id=master.asset_id, source_uri=master.ref.uri)
-        app.send_task(PROCESS_ASSET, kwargs={"asset_id": master.asset_id, "source": master.ref.uri},
-                      task_id=master.job_id, queue="transcode")
-        log.info("new master %s → job %s (asset %s)", master.ref.uri, master.job_id, master.asset_id)
+        kwargs = {"asset_id": master.asset_id, "source": master.ref.uri, "version_id": master.version_id,
+                  "etag": master.etag}  # the job processes the announced version, or none
+        app.send_task(PROCESS_ASSET, kwargs=kwargs, task_id=master.job_id, queue="transcode")
+        log.info("new master %s → job %s (asset %s, uploader %s)", master.ref.uri, master.job_id, master.asset_id,
+                 master.uploader or "not kept")
     return [master.job_id for master in masters]
 
 
@@ -49,7 +53,8 @@ class BucketEventConsumer(bootsteps.ConsumerStep):
 
     It does no work itself: each notification becomes a ``mediaworker.ingest_event`` task on the bookkeeping
     queue, acknowledged once that task is published, so a catalog outage is retried with backoff there
-    instead of spinning here.
+    instead of spinning here. The task carries the notification reduced by ``minimal_event``: no uploader
+    identity travels in task arguments (nor in the task events that monitors such as Flower receive).
     """
 
     def __init__(self, parent: Any, **kwargs: Any) -> None:
@@ -63,7 +68,13 @@ class BucketEventConsumer(bootsteps.ConsumerStep):
 
     def on_message(self, message: Any) -> None:
         body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
-        self.app.send_task(INGEST_EVENT, kwargs={"payload": body.decode("utf-8", "replace")}, queue="bookkeeping")
+        runtime: WorkerRuntime = self.app.conf.mediaworker_runtime
+        try:
+            payload = minimal_event(body, identity_key=runtime.settings.identity_key)
+        except EventError as exc:
+            log.warning("dropped a bucket notification that is not an S3 event: %s", exc)
+        else:
+            self.app.send_task(INGEST_EVENT, kwargs={"payload": payload}, queue="bookkeeping")
         message.ack()
 
 
