@@ -7,6 +7,7 @@ character, at most 1,024 bytes) and are never joined onto a local path unchecked
 from __future__ import annotations
 
 from dataclasses import dataclass
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -64,11 +65,23 @@ def validate_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class SourceVersion:
+    """The version of a master that its upload notification announced: the job processes that one or none.
+
+    ``version_id`` (a versioned bucket) selects it even after a newer upload; ``etag`` alone can only tell that
+    the object has been replaced since (the newer upload then has a job of its own)."""
+
+    version_id: str | None = None
+    etag: str | None = None
+
+
 class Storage(Protocol):
     """What the job needs from an object store. Every method raises ``StorageError`` on failure."""
 
-    def fetch(self, ref: ObjectRef, dest: Path) -> str:
-        """Copy the object to the local file ``dest``; return the SHA-256 of its bytes (hex)."""
+    def fetch(self, ref: ObjectRef, dest: Path, *, version: SourceVersion | None = None) -> str:
+        """Copy the object (``version`` of it, if given) to the local file ``dest``; return the SHA-256 of its
+        bytes (hex). Raises ``MediaError`` (``source_replaced``) when the object is no longer that version."""
         ...
 
     def put_file(self, path: Path, ref: ObjectRef, *, content_type: str) -> None: ...
@@ -91,13 +104,17 @@ class LocalStorage:
     def _path(self, ref: ObjectRef) -> Path:
         return self.root / validate_bucket(ref.bucket) / validate_key(ref.key)
 
-    def fetch(self, ref: ObjectRef, dest: Path) -> str:
+    def fetch(self, ref: ObjectRef, dest: Path, *, version: SourceVersion | None = None) -> str:
+        """As :meth:`Storage.fetch`; the embedded store keeps one version of each object and no ETag, so
+        ``version`` is not checked (no notification announces its objects)."""
         source = self._path(ref)
         try:
             return copy_with_digest(source, dest)
         except FileNotFoundError:
             raise StorageError(f"no object {ref.uri}", missing=True) from None
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # a valid key no file system here can hold: no such object
+                raise StorageError(f"no object {ref.uri}", missing=True) from None
             raise StorageError(f"cannot read {ref.uri}: {exc}") from exc
 
     def put_file(self, path: Path, ref: ObjectRef, *, content_type: str) -> None:
@@ -142,18 +159,19 @@ def copy_with_digest(source: Path, dest: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_source(source: str, dest: Path, storage: Storage) -> str:
-    """Copy a master or clip (a local path or ``s3://bucket/key``) to the local file ``dest``; return its SHA-256.
+def fetch_source(source: str, dest: Path, storage: Storage, *, version: SourceVersion | None = None) -> str:
+    """Copy a master or clip (a local path or ``s3://bucket/key``, at ``version`` if given) to the local file
+    ``dest``; return its SHA-256.
 
-    Raises ``MediaError`` (``source_not_found``, ``invalid_source``) for a source that is not there or not a
-    valid address, ``StorageError`` when the store fails.
+    Raises ``MediaError`` (``source_not_found``, ``invalid_source``, ``source_replaced``) for a source that is
+    not there, not a valid address or no longer the announced version, ``StorageError`` when the store fails.
     """
     if source.startswith("s3://"):
         try:
             ref = parse_s3_uri(source)
         except InvalidKeyError as exc:
             raise MediaError("invalid_source", f"the source is not a valid object address: {exc}") from exc
-        return storage.fetch(ref, dest)
+        return storage.fetch(ref, dest, version=version)
     path = Path(source)
     if not path.is_file():
         raise MediaError("source_not_found", f"no such file: {source}")

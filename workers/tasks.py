@@ -20,6 +20,7 @@ from pipelines.catalog.leases import Claim, claim, fail, mark_cancelled, release
 from pipelines.errors import CatalogError, MediaError, StorageError
 from pipelines.events import EventError
 from pipelines.job import JobOutcome, run_job
+from pipelines.storage import SourceVersion
 from workers.claims import JobInterrupted, held_lease
 from workers.runtime import WorkerRuntime, holder_is_dead
 
@@ -35,9 +36,13 @@ def register(app: Celery) -> None:
     """Register the tasks on ``app`` under their public names."""
 
     @app.task(bind=True, name=PROCESS_ASSET, max_retries=None)
-    def process_asset(self: Task, *, asset_id: str, source: str) -> dict[str, Any]:
-        """The whole job for the master at ``source`` (``s3://bucket/key``), recorded under ``asset_id``."""
-        return _process_asset(self, asset_id=asset_id, source=source)
+    def process_asset(self: Task, *, asset_id: str, source: str, version_id: str | None = None,
+                      etag: str | None = None) -> dict[str, Any]:
+        """The whole job for the master at ``source`` (``s3://bucket/key``), recorded under ``asset_id``.
+
+        ``version_id`` and ``etag``, as the upload notification gave them, pin the version to process."""
+        return _process_asset(self, asset_id=asset_id, source=source,
+                              version=SourceVersion(version_id=version_id, etag=etag))
 
     @app.task(bind=True, name=MATCH_CLIP, max_retries=None)
     def match_clip(self: Task, *, source: str) -> dict[str, Any]:
@@ -65,15 +70,15 @@ def register(app: Celery) -> None:
             raise _retry(self, exc) from exc
 
 
-def _process_asset(task: Task, *, asset_id: str, source: str) -> dict[str, Any]:
+def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVersion) -> dict[str, Any]:
     runtime: WorkerRuntime = task.app.conf.mediaworker_runtime
     settings = runtime.settings.worker
     job_id: str = task.request.id
     if (task.request.delivery_info or {}).get("routing_key") == INTAKE_QUEUE:
         # Sent by name to Celery's default queue by a client that does not know our routing: move it to the
         # transcode queue (same task id, so it is still one job) rather than transcode on an intake worker.
-        task.app.send_task(PROCESS_ASSET, kwargs={"asset_id": asset_id, "source": source}, task_id=job_id,
-                           queue="transcode")
+        kwargs = {"asset_id": asset_id, "source": source, "version_id": version.version_id, "etag": version.etag}
+        task.app.send_task(PROCESS_ASSET, kwargs=kwargs, task_id=job_id, queue="transcode")
         return {"job_id": job_id, "status": "forwarded", "queue": "transcode"}
     try:
         validate_asset_id(asset_id)
@@ -105,7 +110,7 @@ def _process_asset(task: Task, *, asset_id: str, source: str) -> dict[str, Any]:
         with held_lease(catalog, job_id, worker=runtime.worker_id, lease_s=settings.lease_s):
             outcome = run_job(runtime.settings, source=source, catalog=catalog, storage=runtime.storage,
                               asset_id=asset_id, job_id=job_id, on_progress=report,
-                              will_retry=task.request.retries < settings.max_retries)
+                              will_retry=task.request.retries < settings.max_retries, source_version=version)
     except JobInterrupted as exc:
         if exc.reason == "cancelled":
             mark_cancelled(catalog, job_id)

@@ -162,6 +162,17 @@ def fail(catalog: Catalog, job_id: str, *, code: str, message: str) -> dict[str,
         return dict(job.document)
 
 
+def failed_jobs(catalog: Catalog, *, limit: int = 50) -> list[Job]:
+    """The jobs that ended ``failed`` — a rejected master, a poison master given up on (``worker_lost``,
+    ``time_limit``), retries run out — most recently finished first: what an operator looks at. A failed job
+    is never run again by a worker; submitting its master again starts a new job."""
+    with catalog.session() as session:
+        query = select(Job).where(Job.status == "failed").order_by(Job.finished_at.desc()).limit(limit)
+        jobs = list(session.scalars(query))
+        session.expunge_all()
+        return jobs
+
+
 def enqueue(catalog: Catalog, job_id: str, *, asset_id: str, source_uri: str) -> None:
     """Create a queued job row unless the job exists already (a notification delivered twice)."""
     with catalog.session() as session:
