@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 import secrets
 import sqlite3
+import subprocess
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ from pipelines.catalog import Catalog
 from pipelines.config import Settings
 from pipelines.events import NewMaster, parse_bucket_event
 from pipelines.job import JobOutcome, run_job
+from pipelines.probe import declared_wav_data_bytes, refused_frame_size
 from pipelines.s3storage import S3Storage
 from pipelines.storage import LocalStorage, SourceVersion
 from tests import hostile_media as hostile
@@ -313,3 +315,29 @@ def test_a_master_replaced_between_its_notification_and_the_download(s3_worker: 
     asset = s3_worker.catalog.get_asset(announced_second.asset_id)
     assert asset is not None and asset.content_sha256 == hashlib.sha256(second.read_bytes()).hexdigest()
     assert current.document["probe"]["duration_s"] == pytest.approx(3.0, abs=0.1)
+
+
+# --- the parsers behind two of the cases ---------------------------------------------------------------------
+
+
+def test_the_size_a_wav_header_announces(tmp_path: Path) -> None:
+    """A WAV ffmpeg wrote to a file announces its real data size; one written to a pipe announces 0xFFFFFFFF
+    (unknown), which is never taken for truncation; anything but RIFF/WAVE announces nothing."""
+    whole = make_media(tmp_path / "one-second.wav", "-f", "lavfi", "-i", "sine=duration=1:sample_rate=8000")
+    assert declared_wav_data_bytes(whole.read_bytes()[:4096]) == 8000 * 2
+    piped = subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", "-f", "wav", "-"],
+                           capture_output=True, check=True).stdout
+    assert declared_wav_data_bytes(piped[:4096]) is None
+    assert declared_wav_data_bytes(hostile.lying_wav(tmp_path / "liar.wav").read_bytes()) == 0x7FFF_FFC0
+    assert declared_wav_data_bytes(b"RIFF\0\0\0\0AVI LIST") is None and declared_wav_data_bytes(b"") is None
+
+
+def test_a_refused_frame_size_is_read_from_the_decoder_log() -> None:
+    """ffprobe's own lines (captured from the image-bomb cases) for a frame past ``-max_pixels`` and past
+    ffmpeg's absolute bound; other errors name no size."""
+    past_limit = ("[png @ 0x55dedcebea80] [IMGUTILS @ 0x7ffe09fa0670] Picture size 16000x16000 exceeds specified "
+                  "max pixel count 33177600, see the documentation if you wish to increase it")
+    invalid = "[png @ 0x560c11b28a80] [IMGUTILS @ 0x7fffcacd01b0] Picture size 100000x100000 is invalid"
+    assert refused_frame_size(past_limit) == (16000, 16000)
+    assert refused_frame_size(f"other line\n{invalid}\n[png @ 0x1] Invalid image size") == (100000, 100000)
+    assert refused_frame_size("[mov,mp4 @ 0x1] moov atom not found") is None
