@@ -8,6 +8,8 @@ Revises: 0003
 Create Date: 2026-11-26
 """
 
+from typing import Any
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -16,7 +18,7 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-_ASSET_COLUMNS = (
+_ASSET_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any], bool], ...] = (
     ("album", sa.Text(), False),
     ("isrc", sa.String(32), True),
     ("language", sa.String(16), True),
@@ -28,7 +30,7 @@ _ASSET_COLUMNS = (
     ("loudness_lufs", sa.Float(), False),
     ("quality_score", sa.Float(), True),
 )
-_RENDITION_COLUMNS = (
+_RENDITION_COLUMNS: tuple[tuple[str, sa.types.TypeEngine[Any]], ...] = (
     ("vmaf", sa.Float()),
     ("vmaf_phone", sa.Float()),
     ("psnr", sa.Float()),
