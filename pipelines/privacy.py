@@ -70,10 +70,13 @@ def url_secrets(url: str | None) -> tuple[str, ...]:
 
 
 def settings_secrets(settings: Settings) -> tuple[str, ...]:
-    """Every secret the settings hold: S3 keys, URL passwords, the identity key — what :func:`redact` masks."""
+    """Every secret the settings hold: the S3 secret key, URL passwords, the identity key — what :func:`redact`
+    masks."""
     found: list[str] = []
     if settings.s3 is not None:
-        found += [settings.s3.secret_key, settings.s3.access_key]
+        # Not the access key: it names the worker's user (``mediaworker`` in docker/compose.yaml), and
+        # masking it would mask every logger and task name that contains the word.
+        found.append(settings.s3.secret_key)
     for url in (settings.broker_url, settings.catalog_url, settings.worker.result_backend):
         found += url_secrets(url)
     if settings.identity_key is not None:

@@ -59,7 +59,7 @@ class S3Storage:
         ``ConfigError`` for an endpoint that is not ``host[:port]``."""
         self._endpoint = settings.endpoint
         self._secure = settings.secure
-        self._secrets = (settings.secret_key, settings.access_key)
+        self._secrets = (settings.secret_key,)
         self._buckets: set[str] = set()
         self._sse = server_side_encryption(settings)
         http = http_client or urllib3.PoolManager(

@@ -22,7 +22,7 @@ import urllib3
 
 from pipelines.catalog import Catalog
 from pipelines.config import BrokerTls, S3Settings, Settings
-from pipelines.errors import ConfigError, StorageError
+from pipelines.errors import CatalogError, ConfigError, StorageError
 from pipelines.events import minimal_event, parse_bucket_event
 from pipelines.privacy import (
     RedactingFilter,
@@ -315,6 +315,27 @@ def test_a_rediss_broker_is_verified_against_the_configured_ca(tls: Tls, tls_red
     with Connection(base["MEDIAWORKER_BROKER_URL"], ssl=untrusted["broker_use_ssl"],  # type: ignore[no-untyped-call]
                     connect_timeout=5) as connection, pytest.raises(Exception, match="(?i)certificate"):
         connection.ensure_connection(max_retries=1)
+
+
+def test_postgresql_tls_options_in_the_catalog_url_reach_libpq() -> None:
+    """``sslmode=require`` in the catalog URL: against a server with TLS off (the local test server) the
+    catalog refuses to connect in plain text rather than downgrade; against one with TLS on, the session is
+    encrypted."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(os.environ.get("MEDIAWORKER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+    url = server.update_query_dict({"sslmode": "require"}).render_as_string(hide_password=False)
+    try:
+        catalog = Catalog.open(url)
+    except CatalogError as exc:
+        assert "server does not support SSL, but SSL was required" in str(exc)
+        return
+    try:
+        with catalog.engine.connect() as connection:
+            assert connection.execute(text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")).scalar()
+    finally:
+        catalog.dispose()
 
 
 @pytest.fixture
