@@ -34,6 +34,7 @@ from pipelines.config import ACCEPTED_DEMUXERS, Limits
 from pipelines.errors import FFmpegError, MediaError, resource_limit_error
 from pipelines.probe import Probe
 from pipelines.runner import run
+from pipelines.sandbox import Sandbox, sandbox_for
 from pipelines.scene_cuts import Cut, CutDetector, CutPolicy, Rgb, signature
 from pipelines.thumbnails import (
     POSTER_NAME,
@@ -165,7 +166,7 @@ class _FaceDetector:
     def count(self, rgb: Rgb) -> int:
         """How many faces the frame shows."""
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        found = self._detector.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+        found = self._detector.detectMultiScale(gray, scaleFactor=1.2, minNeighbors=5, minSize=(24, 24))
         if len(found) == 0:
             return 0
         if self._confirmer is None:
@@ -260,8 +261,8 @@ class SceneAnalyzer:
         inner = inner or [(i, f) for i, f in scene.kept if not self._black[i]]
         face_count = 0
         if inner and not black:
-            # one frame per 1.5 s of scene, 1 to face_frames: a detection costs ~30 ms of CPU
-            wanted = min(settings.face_frames, len(inner), max(1, round((end - scene.start) / rate / 1.5)))
+            # one frame per 2 s of scene, 1 to face_frames: a detection costs ~20 ms of CPU
+            wanted = min(settings.face_frames, len(inner), max(1, round((end - scene.start) / rate / 2.0)))
             picks = sorted({round(p) for p in np.linspace(0, len(inner) - 1, wanted)})
             face_count = max(self._faces.count(inner[p][1]) for p in picks)
         poster_time, poster_quality = None, -1.0
@@ -349,7 +350,8 @@ def analyse_video(
 
     cmd = build_analysis_decode_cmd(source, probe.video.index, width=width, height=height, frame_rate=rate,
                                     ffmpeg=ffmpeg, limits=limits)
-    _run_decode(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), limits=limits, on_stdout=receive)
+    _run_decode(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), limits=limits, on_stdout=receive,
+                sandbox=sandbox_for(enabled=limits.sandbox, read=(source.resolve(),)))
     if analyzer.frames == 0:
         raise MediaError("decode_failed", "ffmpeg decoded no video frame from the master")
     scenes, cuts, black, tiles, layout = analyzer.finish()
@@ -361,7 +363,8 @@ def analyse_video(
     seek = max(0.0, poster_time - 0.25 / rate)  # frames before the seek time are dropped; this one is kept
     poster_cmd = build_poster_cmd(source, probe.video.index, seek, out_dir / POSTER_NAME, ffmpeg=ffmpeg,
                                   limits=limits)
-    _run_decode(poster_cmd, timeout_s=POSTER_TIMEOUT_S, limits=limits, on_stdout=None)
+    _run_decode(poster_cmd, timeout_s=POSTER_TIMEOUT_S, limits=limits, on_stdout=None,
+                sandbox=sandbox_for(enabled=limits.sandbox, read=(source.resolve(),), write=(out_dir.resolve(),)))
     if not (out_dir / POSTER_NAME).is_file():
         raise MediaError("decode_failed", f"ffmpeg wrote no poster frame at {poster_time:.3f} s")
     return VideoAnalysis(frame_rate=rate, frames=analyzer.frames, width=width, height=height,
@@ -370,10 +373,11 @@ def analyse_video(
 
 
 def _run_decode(
-    cmd: list[str], *, timeout_s: float, limits: Limits, on_stdout: Callable[[bytes], None] | None
+    cmd: list[str], *, timeout_s: float, limits: Limits, on_stdout: Callable[[bytes], None] | None,
+    sandbox: Sandbox | None,
 ) -> None:
     try:
-        run(cmd, timeout_s=timeout_s, on_stdout=on_stdout, rlimits=limits.rlimits())
+        run(cmd, timeout_s=timeout_s, on_stdout=on_stdout, rlimits=limits.rlimits(), sandbox=sandbox)
     except FFmpegError as exc:
         error = _media_error(exc, limits)
         if error is exc:
