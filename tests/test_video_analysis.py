@@ -26,7 +26,13 @@ from pipelines.thumbnails import (
     build_thumbnails_vtt,
     sprite_interval,
 )
-from pipelines.video_analysis import VideoAnalysis, analyse_video, build_analysis_decode_cmd
+from pipelines.video_analysis import (
+    SceneAnalyzer,
+    VideoAnalysis,
+    VideoAnalysisSettings,
+    analyse_video,
+    build_analysis_decode_cmd,
+)
 from tests.conftest import FIXTURES, CliRunner, make_media
 
 RATE = 25
@@ -188,6 +194,39 @@ def test_real_footage(name: str, cut_times: list[float], tmp_path: Path) -> None
     assert [c.time_s for c in result.cuts] == pytest.approx(cut_times, abs=1 / result.frame_rate)
     assert result.black == ()
     assert not any(scene.faces for scene in result.scenes)
+
+
+def _scdet_frames(source: Path, tmp_path: Path) -> list[int]:
+    """The frames ffmpeg's own scene detector (``scdet``, threshold 10) marks as scene changes."""
+    report = tmp_path / "scdet.txt"
+    make_media(Path("-"), "-i", str(source), "-vf",
+               f"scdet=threshold=10,metadata=mode=print:key=lavfi.scd.time:file={report}", "-f", "null")
+    return [int(m) for m in re.findall(r"^frame:(\d+)", report.read_text(), flags=re.MULTILINE)]
+
+
+def test_cuts_agree_with_ffmpeg_scdet(analysed: Analysed, cuts_video: Path, tmp_path: Path) -> None:
+    """A cross-check with an independent measure: ffmpeg's scdet finds the same frames, on the generated shots
+    and on the real city clip."""
+    assert [c.frame for c in analysed.result.cuts] == _scdet_frames(cuts_video, tmp_path)
+    city = _analyse(FIXTURES / "city_cc0.mp4", tmp_path / "city").result
+    assert [c.frame for c in city.cuts] == _scdet_frames(FIXTURES / "city_cc0.mp4", tmp_path) == [116]
+
+
+def test_a_long_shot_keeps_a_bounded_number_of_frames() -> None:
+    """Two minutes of one shot: the analyzer holds a dozen frames of it at most, spread over the whole shot."""
+    rate, seconds = 25.0, 120
+    analyzer = SceneAnalyzer(width=64, height=36, frame_rate=rate, duration_s=seconds)
+    base = np.random.default_rng(2).integers(40, 200, (36, 64, 3), dtype=np.uint8)
+    most = 0
+    for n in range(int(rate * seconds)):
+        analyzer.feed(np.roll(base, n % 64, axis=1))  # a slow endless pan: one shot
+        most = max(most, len(analyzer._open.kept))
+    assert most <= 2 * VideoAnalysisSettings().frames_kept_per_scene
+    kept = [index for index, _ in analyzer._open.kept]
+    assert kept[0] == 0 and kept[-1] > 0.75 * rate * seconds
+    scenes, cuts, black, tiles, layout = analyzer.finish()
+    assert len(scenes) == 1 and cuts == [] and black == []
+    assert len(tiles) == layout.count == seconds // int(layout.interval_s)
 
 
 def test_flash_is_not_a_cut() -> None:
