@@ -10,24 +10,28 @@
 - one chunk of audio (~2 s) and the resampler's state.
 
 Measured with tracemalloc on six hours of audio: 11.5 MB held before :meth:`FeatureSink.finish`, 58 MB at its
-peak (float64 copies of the level curve for the fades). Speed on one core: ~450× real
-time for the sink alone, ~220× with the job's ffmpeg decode (5-minute tracks). The first sink of a process pays
-~5 s of librosa's numba compilation, which :func:`warm_up` can move to worker start.
+peak (float64 copies of the level curve for the fades). Speed on one core: see ``bench/features_bench.py``
+(the whole record of a 5-minute track, decode included, against a bare librosa load and beat track). No numba
+and no librosa at run time: the filterbanks (:mod:`pipelines.filterbanks`) and the beat tracker
+(:mod:`pipelines.rhythm`) are numpy, so a worker starts analysing at once and processes never race on numba's
+on-disk cache; :func:`warm_up` pays the few remaining one-off costs at worker start.
 
 How each field is computed and how far to trust it:
 
 ======================  =================================================================================
 ``tempo``               BPM of the strongest beat period in the onset-strength autocorrelation of the
-                        first ``rhythm_window_s``, weighted by a log-normal preference around 120 BPM
-                        (librosa's prior, one octave wide), refined between lags to ~0.5 %. Octave
-                        errors (×2, ×½) are the usual failure: both are listed with their strengths.
+                        first ``rhythm_window_s``, weighted by a log-normal preference around 120 BPM,
+                        refined between lags to ~0.5 %, then doubled when the beats' midpoints carry
+                        attacks nearly as strong as the beats (:mod:`pipelines.rhythm`). Octave errors
+                        (×2, ×½) remain the usual failure: both are listed with their strengths.
                         ``tempo_confidence`` is the normalised autocorrelation at that period (pulse
                         clarity, 0..1); under 0.1 (a drone, most speech) the tempo is null.
-``beats``               beat times (s) from librosa's dynamic-programming tracker at that tempo, over the
-                        rhythm window only; within ~2 ms of generated attacks.
+``beats``               beat times (s) from a dynamic-programming tracker (Ellis's, as librosa's) at that
+                        tempo, over the rhythm window only; within ~2 ms of generated attacks.
 ``time_signature``      3 or 4 only (beats per bar): whether the beats' accents (onset strength plus level)
                         repeat every 3 beats more than every 2 or 4. Null with fewer than 12 beats. Weak
                         on music without accents; Spotify's 5 and 7 are never produced.
+``bars``                bar start times (s): every ``time_signature``-th beat, from the most accented phase.
 ``key``, ``mode``       Krumhansl–Schmuckler on the mean chroma of the music segments
                         (:mod:`pipelines.key`); −1 when there is under 5 s of music, the chroma is flat
                         or no profile fits; ``key_confidence`` 0..1 and ``notes["key"]`` say which.
@@ -64,7 +68,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-import librosa
 import numpy as np
 import numpy.typing as npt
 import scipy.fft
@@ -77,7 +80,10 @@ from pipelines.content_class import (
     segment_evidence,
 )
 from pipelines.decode import Block
+from pipelines.filterbanks import chroma_filterbank, mel_filterbank
 from pipelines.key import KeyEstimate, estimate_key
+from pipelines.rhythm import MIN_METRE_BEATS, MIN_PULSE, Rhythm, analyse_rhythm, onset_rate
+from pipelines.sections import Section, find_sections
 
 FEATURE_RATE = 22050
 """Hz: the rate every feature is computed at (librosa's default)."""
@@ -133,6 +139,7 @@ class AudioFeatures:
     end_of_fade_in: float
     start_of_fade_out: float
     timbre: TimbreSummary
+    sections: tuple[Section, ...]
     rhythm_window_s: float
     notes: Mapping[str, str] = field(default_factory=dict)
     """Why each null field (and key −1) is what it is, by field name."""
@@ -153,6 +160,7 @@ class AudioFeatures:
                 for alternative in rhythm.alternatives
             ],
             "beats": [round(t, 3) for t in rhythm.beats_s],
+            "bars": [round(t, 3) for t in rhythm.bars_s],
             "time_signature": rhythm.time_signature,
             "time_signature_confidence": _round(rhythm.time_signature_confidence, 3),
             "key": key.key,
@@ -174,6 +182,7 @@ class AudioFeatures:
                 "chroma_mean": [round(v, 4) for v in self.timbre.chroma_mean],
                 "spectral_centroid_hz": _round(self.timbre.spectral_centroid_hz, 1),
             },
+            "sections": [section.to_document() for section in self.sections],
             "content_class": self.content.content_class,
             "content_segments": [segment.to_document() for segment in self.content.segments],
             "rhythm_window_s": round(self.rhythm_window_s, 1),
@@ -181,123 +190,7 @@ class AudioFeatures:
         }
 
 
-@dataclass(frozen=True)
-class TempoAlternative:
-    """Another reading of the beat period: ``bpm`` and its autocorrelation ``strength`` (0..1)."""
-
-    bpm: float
-    strength: float
-
-
-@dataclass(frozen=True)
-class Rhythm:
-    """Tempo, beats and metre over the rhythm window; all ``None``/empty when no pulse can be measured."""
-
-    tempo_bpm: float | None
-    tempo_confidence: float | None
-    alternatives: tuple[TempoAlternative, ...]
-    beats_s: tuple[float, ...]
-    time_signature: int | None
-    time_signature_confidence: float | None
-
-
-NO_RHYTHM = Rhythm(None, None, (), (), None, None)
-
-MIN_BPM, MAX_BPM = 30.0, 300.0
-PRIOR_CENTRE_BPM, PRIOR_OCTAVES = 120.0, 1.0
-"""librosa's tempo prior: log-normal around 120 BPM, one octave wide."""
-MIN_RHYTHM_S = 5.0
-MIN_PULSE = 0.1
-"""Under this autocorrelation at the best beat period there is no pulse to speak of: no tempo is reported."""
-MIN_METRE_BEATS = 12
-ONSET_LAG_FRAMES = 1
-"""The flux peaks as an attack enters the 93 ms window, a frame before the attack reaches its centre: beat times
-are reported one frame later (measured: within 2 ms on noise clicks and on tonal attacks over a pad)."""
 DANCE_CENTRE_BPM = 120.0
-
-
-def analyse_rhythm(onset: Floats, level_db: Floats) -> Rhythm:
-    """Tempo (BPM), its alternatives, beat times (s) and metre from per-frame onset strength and level (dBFS)."""
-    if len(onset) * FRAME_S < MIN_RHYTHM_S or float(np.std(onset)) <= 1e-9:
-        return NO_RHYTHM
-    ac = _autocorrelation(onset)
-    lags = np.arange(int(np.ceil(60.0 / (MAX_BPM * FRAME_S))), min(len(ac) - 1, int(60.0 / (MIN_BPM * FRAME_S)) + 1))
-    bpms = 60.0 / (lags * FRAME_S)
-    prior = np.exp(-0.5 * (np.log2(bpms / PRIOR_CENTRE_BPM) / PRIOR_OCTAVES) ** 2)
-    best = int(lags[int(np.argmax(np.maximum(ac[lags], 0.0) * prior))])
-    if ac[best] < MIN_PULSE:
-        return NO_RHYTHM
-    lag = _refine_peak(ac, best)
-    tempo = 60.0 / (lag * FRAME_S)
-    confidence = float(np.clip(ac[best], 0.0, 1.0))
-    alternatives = tuple(
-        TempoAlternative(bpm=tempo * factor, strength=_strength_at(ac, lag / factor))
-        for factor in (0.5, 2.0)
-        if MIN_BPM <= tempo * factor <= MAX_BPM and lag / factor < len(ac) - 2
-    )
-    _, beat_frames = librosa.beat.beat_track(onset_envelope=onset, sr=FEATURE_RATE, hop_length=HOP, bpm=tempo)
-    beats = np.asarray(beat_frames, dtype=np.int64)
-    metre, metre_confidence = _metre(onset, level_db, beats)
-    return Rhythm(
-        tempo_bpm=tempo,
-        tempo_confidence=confidence,
-        alternatives=alternatives,
-        beats_s=tuple(float(b + ONSET_LAG_FRAMES) * FRAME_S for b in beats),
-        time_signature=metre,
-        time_signature_confidence=metre_confidence,
-    )
-
-
-def _autocorrelation(signal: Floats) -> Floats:
-    """Autocorrelation of the signal's deviations from its mean, 1 at lag 0."""
-    centred = signal - signal.mean()
-    size = scipy.fft.next_fast_len(2 * len(centred))
-    spectrum = scipy.fft.rfft(centred, size)
-    ac = scipy.fft.irfft(spectrum * np.conj(spectrum), size)[: len(centred)]
-    return np.asarray(ac / ac[0], dtype=np.float64)
-
-
-def _refine_peak(ac: Floats, lag: int) -> float:
-    """The lag of the parabola through the autocorrelation at ``lag`` and its neighbours (sub-frame precision)."""
-    left, centre, right = ac[lag - 1], ac[lag], ac[lag + 1]
-    curvature = left - 2.0 * centre + right
-    if curvature >= 0.0:
-        return float(lag)
-    return float(lag + np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
-
-
-def _strength_at(ac: Floats, lag: float) -> float:
-    """The autocorrelation's highest value within ±3 % of ``lag``, clipped to 0..1."""
-    lo, hi = max(1, int(np.floor(lag * 0.97))), min(len(ac) - 1, int(np.ceil(lag * 1.03)))
-    return float(np.clip(ac[lo : hi + 1].max(), 0.0, 1.0))
-
-
-def _metre(onset: Floats, level_db: Floats, beats: npt.NDArray[np.int64]) -> tuple[int | None, float | None]:
-    """3 or 4 beats per bar, from how the beats' accents repeat; with a 0..1 confidence.
-
-    A beat's accent is its onset strength plus its level (each standardised over the beats): downbeats are
-    usually both the strongest attacks and the loudest moments of a bar.
-    """
-    if len(beats) < MIN_METRE_BEATS:
-        return None, None
-    accents = _standardised([onset[max(0, b - 2) : b + 3].max() for b in beats]) + _standardised(
-        [level_db[max(0, b - 2) : b + 3].max() for b in beats]
-    )
-    centred = accents - accents.mean()
-    variance = float(centred @ centred) / len(centred)
-    if variance <= 1e-12:
-        return 4, 0.0
-    r = {k: float(centred[k:] @ centred[:-k]) / (len(centred) - k) / variance for k in (2, 3, 4)}
-    triple = r[3] - max(r[2], r[4])
-    if triple > 0.0:
-        return 3, float(np.clip(triple, 0.0, 1.0))
-    return 4, float(np.clip(-triple, 0.0, 1.0))
-
-
-def _standardised(values: list[float]) -> Floats:
-    array = np.asarray(values, dtype=np.float64)
-    spread = float(array.std())
-    return (array - array.mean()) / spread if spread > 1e-9 else np.zeros_like(array)
 
 
 def danceability(rhythm: Rhythm) -> float | None:
@@ -430,8 +323,8 @@ class FeatureSink:
         self._framer = _Framer()
         self._window_energy = self._framer.window_energy
         self._full_scale = np.float32(16.0 / N_FFT**2)  # a full-scale sine's peak bin at 1 (0 dB) under Hann
-        self._mel_basis = librosa.filters.mel(sr=FEATURE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
-        chroma_basis = librosa.filters.chroma(sr=FEATURE_RATE, n_fft=N_FFT, tuning=0.0)
+        self._mel_basis = mel_filterbank(rate=FEATURE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
+        chroma_basis = chroma_filterbank(rate=FEATURE_RATE, n_fft=N_FFT)
         # Equal total weight per pitch class, so that white noise has a flat chroma (librosa's is ±10 % uneven).
         chroma_basis = chroma_basis / chroma_basis.sum(axis=1, keepdims=True) * chroma_basis.sum(axis=1).mean()
         self._chroma_basis = chroma_basis.astype(np.float32)
@@ -445,6 +338,7 @@ class FeatureSink:
         self._onset_context = np.zeros(0, dtype=np.float32)
         self._evidence: list[SegmentEvidence] = []
         self._segment_chroma: list[npt.NDArray[np.float64]] = []
+        self._segment_mfcc: list[npt.NDArray[np.float64]] = []
         self._mfcc_sum = np.zeros(N_MFCC)
         self._mfcc_square_sum = np.zeros(N_MFCC)
         self._centroid_sum = 0.0
@@ -474,10 +368,10 @@ class FeatureSink:
         levels = np.concatenate(self._levels).astype(np.float64) if self._levels else np.zeros(0)
         onset = np.concatenate(self._onsets).astype(np.float64) if self._onsets else np.zeros(0)
         content = classify(self._evidence, segment_s=SEGMENT_S, duration_s=duration)
-        rhythm = analyse_rhythm(onset, levels)
+        rhythm = analyse_rhythm(onset, levels, frame_s=FRAME_S)
         key, key_note = self._key(content)
         flatness = self._flatness_sum / self._sounding_frames if self._sounding_frames else None
-        loudness_energy = energy(levels, _onset_rate(onset), flatness)
+        loudness_energy = energy(levels, onset_rate(onset, frame_s=FRAME_S), flatness)
         dance = danceability(rhythm)
         fade_in, fade_out = fades(levels, duration)
         window_s = min(duration, self._rhythm_window_s)
@@ -505,6 +399,7 @@ class FeatureSink:
             end_of_fade_in=fade_in,
             start_of_fade_out=fade_out,
             timbre=self._timbre(),
+            sections=self._sections(duration, rhythm),
             rhythm_window_s=window_s,
             notes=notes,
         )
@@ -517,9 +412,10 @@ class FeatureSink:
         mel_db = (10.0 * np.log10(np.maximum(self._mel_basis @ (power * self._full_scale), 1e-10))).astype(np.float32)
         onset = self._onset_strength(mel_db)
         sounding = level_db > SILENT_FRAME_DB
+        every_mfcc = scipy.fft.dct(mel_db, type=2, norm="ortho", axis=0)[:N_MFCC]
         if sounding.any():
             loud_power = power[:, sounding]
-            mfcc = scipy.fft.dct(mel_db[:, sounding], type=2, norm="ortho", axis=0)[:N_MFCC].astype(np.float64)
+            mfcc = every_mfcc[:, sounding].astype(np.float64)
             self._mfcc_sum += mfcc.sum(axis=1)
             self._mfcc_square_sum += (mfcc**2).sum(axis=1)
             magnitude = np.sqrt(loud_power)
@@ -535,6 +431,7 @@ class FeatureSink:
             self._onset_context = np.concatenate([self._onset_context, onset[part]])[-CONTEXT_FRAMES:]
             self._evidence.append(segment_evidence(power[:, part], self._freqs, level_db[part], self._onset_context))
             self._segment_chroma.append(chroma[:, part].sum(axis=1, dtype=np.float64))
+            self._segment_mfcc.append(every_mfcc[:, part].mean(axis=1, dtype=np.float64))
 
     def _onset_strength(self, mel_db: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Per-frame spectral flux of the dB mel spectrum (librosa's onset strength); the rhythm window's is kept."""
@@ -563,6 +460,15 @@ class FeatureSink:
             f"under {MIN_KEY_MUSIC_S:g} s of music; mode is the whole chroma's best fit, not reliable",
         )
 
+    def _sections(self, duration_s: float, rhythm: Rhythm) -> tuple[Section, ...]:
+        if not self._evidence:
+            return ()
+        return find_sections(
+            mfcc=np.asarray(self._segment_mfcc), chroma=np.asarray(self._segment_chroma),
+            level_db=np.array([e.level_db for e in self._evidence]), segment_s=SEGMENT_S, duration_s=duration_s,
+            beats_s=rhythm.beats_s,
+        )
+
     def _timbre(self) -> TimbreSummary:
         frames = self._sounding_frames
         if frames == 0:
@@ -579,21 +485,15 @@ class FeatureSink:
 
 
 def warm_up() -> None:
-    """Pay librosa's one-off costs before the first job: its lazily imported modules compile numba kernels.
+    """Pay the analysis's one-off costs before the first job: the first FFT plans, soxr's and scipy's lazily
+    loaded parts. Runs the whole analysis on 8 s of generated clicks (~0.1 s on one core).
 
-    The first :class:`FeatureSink` of a process otherwise takes ~5 s longer (measured on one core); a worker may
-    call this once at start. Runs the whole analysis on 8 s of generated clicks.
+    The workers call it once per pool process (``worker_process_init``), not per job. Nothing here compiles
+    code any more (no numba: see :mod:`pipelines.rhythm`), so it is cheap, and a process that skips it only
+    makes its first job slower, never wrong.
     """
     frames = np.arange(8 * FEATURE_RATE)
     clicks = ((frames % (FEATURE_RATE // 2)) < 200) * np.sin(2 * np.pi * 1000.0 * frames / FEATURE_RATE)
     sink = FeatureSink(rate=FEATURE_RATE, channels=1)
     sink.feed(clicks.astype(np.float32).reshape(-1, 1))
     sink.finish()
-
-
-def _onset_rate(onset: Floats) -> float:
-    """Onsets per second picked by librosa's onset detector from the envelope; 0 when there is none."""
-    if len(onset) < 3 or float(np.max(onset)) <= 0.0:
-        return 0.0
-    picked = librosa.onset.onset_detect(onset_envelope=onset, sr=FEATURE_RATE, hop_length=HOP)
-    return float(len(picked) / (len(onset) * FRAME_S))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import subprocess
+import sys
 
 import numpy as np
 import numpy.typing as npt
@@ -12,6 +13,7 @@ import pytest
 
 from pipelines.content_class import SegmentEvidence, classify
 from pipelines.features import FRAME_S, AudioFeatures, FeatureSink
+from pipelines.filterbanks import chroma_filterbank, mel_filterbank
 from pipelines.key import PROFILES, estimate_key
 
 RATE = 44100
@@ -118,6 +120,23 @@ def test_time_signature_follows_the_accents(accent_every: int, expected: int) ->
     assert features.rhythm.time_signature_confidence is not None and features.rhythm.time_signature_confidence > 0.3
 
 
+def test_fast_even_clicks_are_read_at_their_own_tempo_not_half() -> None:
+    # The autocorrelation's prior around 120 BPM sees 86 and 172 as equally likely; the clicks halfway between
+    # the 86 BPM beats are as strong as those on them, so the beat is the 172 BPM one.
+    features = analyse(click_track(172.0, accent_every=1))
+    assert features.rhythm.tempo_bpm == pytest.approx(172.0, rel=0.02)
+    assert any(a.bpm == pytest.approx(86.0, rel=0.02) for a in features.rhythm.alternatives)
+
+
+def test_bars_start_on_the_accented_clicks() -> None:
+    features = analyse(click_track(120.0, accent_every=4))
+    bars = np.asarray(features.rhythm.bars_s)
+    assert len(bars) >= 12
+    assert np.diff(bars) == pytest.approx(2.0, abs=0.03)  # four beats of 0.5 s
+    offsets = bars - np.round(bars / 2.0) * 2.0  # the accented clicks are at multiples of 2 s
+    assert np.abs(offsets).max() < 0.025, bars
+
+
 def test_a_steady_tone_has_no_tempo_and_says_why() -> None:
     t = np.arange(10 * RATE) / RATE
     features = analyse((0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32))
@@ -163,6 +182,23 @@ def test_noise_click_track_has_no_key() -> None:
 
 
 # --- spectrum and timbre ---------------------------------------------------------------------------------------
+
+
+def test_filterbanks_are_librosas() -> None:
+    librosa = pytest.importorskip("librosa")
+    mel = mel_filterbank(rate=22050, n_fft=2048, n_mels=128)
+    assert mel == pytest.approx(librosa.filters.mel(sr=22050, n_fft=2048, n_mels=128), abs=1e-7)
+    chroma = chroma_filterbank(rate=22050, n_fft=2048)
+    assert chroma == pytest.approx(librosa.filters.chroma(sr=22050, n_fft=2048, tuning=0.0), abs=1e-6)
+
+
+def test_the_analysis_compiles_nothing() -> None:
+    # numba's on-disk cache is unsafe when processes compile at once (a worker pool starting): none is loaded.
+    code = ("import sys; from pipelines.features import warm_up; warm_up(); "
+            "print(sorted(m for m in ('numba', 'librosa') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "[]"
 
 
 def test_pure_1khz_tone_has_its_spectral_centroid_at_1khz() -> None:
@@ -243,6 +279,19 @@ def test_short_blips_are_absorbed_by_their_neighbours() -> None:
     assert [(s.kind, s.start_s, s.end_s) for s in result.segments] == [("music", 0.0, 26.0)]
 
 
+def test_sections_split_where_key_and_level_change() -> None:
+    first = progression([C, F, G, C])  # 24 s of C major
+    second = 0.4 * progression([[m + 6 for m in chord] for chord in (C, F, G, C)])  # 24 s of F# major, 8 dB down
+    features = analyse(np.concatenate([first, second]))
+    sections = features.sections
+    assert len(sections) == 2, sections
+    assert sections[1].start_s == pytest.approx(24.0, abs=2.1)  # within a ~2 s segment
+    assert [(s.key, s.mode) for s in sections] == [(0, 1), (6, 1)]
+    assert sections[0].loudness_db - sections[1].loudness_db == pytest.approx(8.0, abs=1.0)
+    assert sections[0].start_s == 0.0
+    assert sections[1].start_s + sections[1].duration_s == pytest.approx(features.duration_s)
+
+
 # --- the record as a whole ---------------------------------------------------------------------------------------
 
 
@@ -274,7 +323,8 @@ def test_block_size_does_not_change_the_answer() -> None:
     reference, small, whole = analyse(pcm), analyse(pcm, block=1000), analyse(pcm, block=len(pcm))
     for other in (small, whole):
         assert other.content.labels == reference.content.labels
-        assert other.key == reference.key
+        assert (other.key.key, other.key.mode) == (reference.key.key, reference.key.mode)
+        assert other.key.confidence == pytest.approx(reference.key.confidence, rel=1e-4)  # float32 sums differ
         assert other.rhythm.tempo_bpm == pytest.approx(reference.rhythm.tempo_bpm, rel=1e-3)
         assert other.timbre.spectral_centroid_hz == pytest.approx(reference.timbre.spectral_centroid_hz, rel=1e-3)
 

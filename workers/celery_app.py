@@ -24,6 +24,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, worker_p
 from kombu.entity import Queue
 
 from pipelines.config import Settings
+from pipelines.features import warm_up as warm_up_features
 from pipelines.privacy import install_redaction, settings_secrets
 from workers.runtime import WorkerRuntime
 
@@ -104,6 +105,11 @@ def create_app(settings: Settings) -> Celery:
     def _after_fork(**_: Any) -> None:
         # A forked pool process must not share the parent's database connections.
         app.conf.mediaworker_runtime.after_fork()
+
+    @worker_process_init.connect(weak=False)
+    def _warm_features(**_: Any) -> None:
+        # Once per pool process, not per job: the feature analysis's one-off costs (imports, FFT plans).
+        warm_up_features()
 
     @after_setup_logger.connect(weak=False)
     @after_setup_task_logger.connect(weak=False)

@@ -1,0 +1,246 @@
+"""Tempo, beats, bars and metre from a per-frame onset-strength envelope, in numpy alone.
+
+The beat tracker is the dynamic-programming one of Ellis (2007), the algorithm behind ``librosa.beat``, written
+here over numpy blocks instead of librosa's numba ``guvectorize`` kernels: those kernels cache compiled code on
+disk, and worker processes that compile them at the same moment can pair files from two processes and crash
+(numba issue 10128). Nothing here compiles anything.
+
+How each figure is found and how far to trust it (figures from ``bench/features_bench.py``):
+
+- **tempo** — the strongest beat period in the onset envelope's autocorrelation, weighted by a log-normal
+  preference around 120 BPM one octave wide, refined between lags. Then the octave is checked on the beats
+  themselves: the beats are tracked at that period, and if the points halfway between them carry attacks
+  nearly as strong as the beats and the autocorrelation at half the period is nearly as high
+  (``DOUBLE_EVIDENCE``), the beat is taken to be twice as fast — the autocorrelation alone favours slow
+  periods, because a bar repeats as well as a beat does. The other octaves
+  are listed with their autocorrelation strengths.
+- **beats** — Ellis's tracker at that period (tightness 100); within ~2 ms of generated attacks.
+- **time signature** — 3 or 4 beats per bar: whether the beats' accents repeat every 3 beats more than every
+  2 or 4; **bars** — the beats that start a bar: the phase of that cycle whose beats are most accented.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.fft
+import scipy.ndimage
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+
+MIN_BPM, MAX_BPM = 30.0, 300.0
+PRIOR_CENTRE_BPM, PRIOR_OCTAVES = 120.0, 1.0
+"""The tempo prior: log-normal around 120 BPM, one octave wide (librosa's)."""
+MAX_DOUBLED_BPM = 200.0
+"""The octave check doubles a tempo only up to this."""
+DOUBLE_EVIDENCE = 1.3
+"""The beat is taken to be twice as fast when the attacks halfway between the beats (relative to those on them,
+:func:`midpoint_ratio`) plus the autocorrelation at half the period (relative to that at the period) reach this.
+Set on the benchmark's MIDI corpus, where the two groups lie at 1.0–1.2 (right as it was) and 1.4–1.8 (the beat
+was twice as fast): the accuracy it reports is measured on the data this was chosen on."""
+MIN_RHYTHM_S = 5.0
+MIN_PULSE = 0.1
+"""Under this autocorrelation at the best beat period there is no pulse to speak of: no tempo is reported."""
+MIN_METRE_BEATS = 12
+ONSET_LAG_FRAMES = 1
+"""The flux peaks as an attack enters the 93 ms window, a frame before the attack reaches its centre: beat times
+are reported one frame later (measured: within 2 ms on noise clicks and on tonal attacks over a pad)."""
+TIGHTNESS = 100.0
+"""How strongly the tracker holds to the tempo (Ellis's and librosa's default)."""
+
+
+@dataclass(frozen=True)
+class TempoAlternative:
+    """Another reading of the beat period: ``bpm`` and its autocorrelation ``strength`` (0..1)."""
+
+    bpm: float
+    strength: float
+
+
+@dataclass(frozen=True)
+class Rhythm:
+    """Tempo, beats and metre over the rhythm window; all ``None``/empty when no pulse can be measured."""
+
+    tempo_bpm: float | None
+    tempo_confidence: float | None
+    alternatives: tuple[TempoAlternative, ...]
+    beats_s: tuple[float, ...]
+    time_signature: int | None
+    time_signature_confidence: float | None
+    bars_s: tuple[float, ...] = ()
+    """Times (s) of the beats that start a bar; empty without a time signature."""
+
+
+NO_RHYTHM = Rhythm(None, None, (), (), None, None)
+
+
+def analyse_rhythm(onset: Floats, level_db: Floats, *, frame_s: float) -> Rhythm:
+    """Tempo (BPM), its alternatives, beat and bar times (s) and metre from per-frame onset strength and level
+    (dBFS), one value every ``frame_s`` seconds."""
+    if len(onset) * frame_s < MIN_RHYTHM_S or float(np.std(onset)) <= 1e-9:
+        return NO_RHYTHM
+    ac = _autocorrelation(onset)
+    lags = np.arange(int(np.ceil(60.0 / (MAX_BPM * frame_s))), min(len(ac) - 1, int(60.0 / (MIN_BPM * frame_s)) + 1))
+    bpms = 60.0 / (lags * frame_s)
+    prior = np.exp(-0.5 * (np.log2(bpms / PRIOR_CENTRE_BPM) / PRIOR_OCTAVES) ** 2)
+    best = int(lags[int(np.argmax(np.maximum(ac[lags], 0.0) * prior))])
+    if ac[best] < MIN_PULSE:
+        return NO_RHYTHM
+    confidence = float(np.clip(ac[best], 0.0, 1.0))
+    period = _refine_peak(ac, best)
+    beats = track_beats(onset, period)
+    faster = _strength_at(ac, period / 2.0) / max(confidence, 1e-9)
+    if 60.0 / (period / 2.0 * frame_s) <= MAX_DOUBLED_BPM and midpoint_ratio(onset, beats) + faster >= DOUBLE_EVIDENCE:
+        half = _refine_peak(ac, int(round(period / 2.0))) if period >= 4.0 else period / 2.0
+        period = half if abs(half - period / 2.0) <= 0.1 * period else period / 2.0
+        beats = track_beats(onset, period)
+    tempo = 60.0 / (period * frame_s)
+    alternatives = tuple(
+        TempoAlternative(bpm=tempo * factor, strength=_strength_at(ac, period / factor))
+        for factor in (0.5, 2.0)
+        if MIN_BPM <= tempo * factor <= MAX_BPM and period / factor < len(ac) - 2
+    )
+    metre, metre_confidence, downbeat = _metre(onset, level_db, beats)
+    beat_times = tuple(float(b + ONSET_LAG_FRAMES) * frame_s for b in beats)
+    return Rhythm(
+        tempo_bpm=tempo,
+        tempo_confidence=confidence,
+        alternatives=alternatives,
+        beats_s=beat_times,
+        time_signature=metre,
+        time_signature_confidence=metre_confidence,
+        bars_s=() if metre is None else beat_times[downbeat::metre],
+    )
+
+
+def track_beats(onset: Floats, period: float, *, tightness: float = TIGHTNESS) -> Ints:
+    """Beat frames through ``onset`` at about one every ``period`` frames (Ellis's dynamic programme).
+
+    Each frame's score is the onset strength there (smoothed by a Gaussian a 32nd of the period wide) plus the best
+    score of a previous beat ½–2 periods back, less ``tightness`` × (log of the interval over the period)². The
+    beats are read back from the last strong score; weak beats at either end are dropped.
+    """
+    spread = float(onset.std(ddof=1)) if len(onset) > 1 else 0.0
+    if period < 1.0 or spread <= 0.0 or len(onset) < 2 * period:
+        return np.zeros(0, dtype=np.int64)
+    width = int(round(period))
+    window = np.exp(-0.5 * (np.arange(-width, width + 1) * 32.0 / period) ** 2)
+    local = np.convolve(onset / spread, window, mode="same")
+    lags = np.arange(max(1, int(round(period / 2.0))), int(round(2.0 * period)) + 1)
+    penalty = -tightness * np.log(lags / period) ** 2
+    n = len(local)
+    score = np.zeros(n)
+    back = np.full(n, -1, dtype=np.int64)
+    step = int(lags[0])  # a block of frames this long only looks back before itself
+    for start in range(0, n, step):
+        frames = np.arange(start, min(n, start + step))
+        previous = frames[:, None] - lags[None, :]
+        candidates = np.where(previous >= 0, score[np.maximum(previous, 0)] + penalty, -np.inf)
+        choice = np.argmax(candidates, axis=1)
+        best = candidates[np.arange(len(frames)), choice]
+        chained = np.isfinite(best)
+        score[frames] = local[frames] + np.where(chained, best, 0.0)
+        back[frames] = np.where(chained, previous[np.arange(len(frames)), choice], -1)
+    peaks = np.flatnonzero((score >= np.roll(score, 1)) & (score >= np.roll(score, -1)))
+    if len(peaks) == 0:
+        return np.zeros(0, dtype=np.int64)
+    threshold = 0.5 * float(np.median(score[peaks]))
+    last = int(peaks[score[peaks] >= threshold][-1])
+    beats = [last]
+    while back[beats[-1]] >= 0:
+        beats.append(int(back[beats[-1]]))
+    path = np.asarray(beats[::-1], dtype=np.int64)
+    strength = local[path]
+    keep = strength >= 0.5 * float(np.sqrt(np.mean(strength**2)))
+    if not keep.any():
+        return np.zeros(0, dtype=np.int64)
+    first, final = int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))
+    return path[first:final]
+
+
+def midpoint_ratio(onset: Floats, beats: Ints) -> float:
+    """How strong the attacks halfway between beats are next to those on the beats (0 none, 1 as strong), each
+    measured as the envelope's peak within ±2 frames above the envelope's median."""
+    if len(beats) < 4:
+        return 0.0
+    floor = float(np.median(onset))
+    peak = scipy.ndimage.maximum_filter1d(onset, size=5, mode="nearest") - floor
+    on = float(np.mean(np.maximum(peak[beats], 0.0)))
+    middle = np.round((beats[:-1] + beats[1:]) / 2.0).astype(np.int64)
+    off = float(np.mean(np.maximum(peak[middle], 0.0)))
+    return off / on if on > 0.0 else 0.0
+
+
+def onset_rate(onset: Floats, *, frame_s: float) -> float:
+    """Attacks per second: the envelope's local maxima (±1 frame) standing 0.07 (of its range) over their ±4-frame
+    mean, at least two frames apart; 0 when the envelope is flat."""
+    if len(onset) < 3:
+        return 0.0
+    low, high = float(onset.min()), float(onset.max())
+    if high - low <= 1e-12:
+        return 0.0
+    scaled = (onset - low) / (high - low)
+    is_max = scaled >= scipy.ndimage.maximum_filter1d(scaled, size=3, mode="nearest")
+    over_mean = scaled >= scipy.ndimage.uniform_filter1d(scaled, size=9, mode="nearest") + 0.07
+    peaks = np.flatnonzero(is_max & over_mean)
+    if len(peaks) > 1:
+        peaks = peaks[np.concatenate([[True], np.diff(peaks) >= 2])]
+    return float(len(peaks) / (len(onset) * frame_s))
+
+
+def _autocorrelation(signal: Floats) -> Floats:
+    """Autocorrelation of the signal's deviations from its mean, 1 at lag 0."""
+    centred = signal - signal.mean()
+    size = scipy.fft.next_fast_len(2 * len(centred))
+    spectrum = scipy.fft.rfft(centred, size)
+    ac = scipy.fft.irfft(spectrum * np.conj(spectrum), size)[: len(centred)]
+    return np.asarray(ac / ac[0], dtype=np.float64)
+
+
+def _refine_peak(ac: Floats, lag: int) -> float:
+    """The lag of the parabola through the autocorrelation at ``lag`` and its neighbours (sub-frame precision)."""
+    if lag < 1 or lag + 1 >= len(ac):
+        return float(lag)
+    left, centre, right = ac[lag - 1], ac[lag], ac[lag + 1]
+    curvature = left - 2.0 * centre + right
+    if curvature >= 0.0:
+        return float(lag)
+    return float(lag + np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+
+
+def _strength_at(ac: Floats, lag: float) -> float:
+    """The autocorrelation's highest value within ±3 % of ``lag``, clipped to 0..1."""
+    lo, hi = max(1, int(np.floor(lag * 0.97))), min(len(ac) - 1, int(np.ceil(lag * 1.03)))
+    return float(np.clip(ac[lo : hi + 1].max(), 0.0, 1.0))
+
+
+def _metre(onset: Floats, level_db: Floats, beats: Ints) -> tuple[int | None, float | None, int]:
+    """3 or 4 beats per bar, from how the beats' accents repeat; a 0..1 confidence; the index of the first
+    downbeat among the beats (the phase of the bar whose beats are most accented).
+
+    A beat's accent is its onset strength plus its level (each standardised over the beats): downbeats are
+    usually both the strongest attacks and the loudest moments of a bar.
+    """
+    if len(beats) < MIN_METRE_BEATS:
+        return None, None, 0
+    accents = _standardised([onset[max(0, b - 2) : b + 3].max() for b in beats]) + _standardised(
+        [level_db[max(0, b - 2) : b + 3].max() for b in beats]
+    )
+    centred = accents - accents.mean()
+    variance = float(centred @ centred) / len(centred)
+    if variance <= 1e-12:
+        return 4, 0.0, 0
+    r = {k: float(centred[k:] @ centred[:-k]) / (len(centred) - k) / variance for k in (2, 3, 4)}
+    triple = r[3] - max(r[2], r[4])
+    metre = 3 if triple > 0.0 else 4
+    downbeat = int(np.argmax([accents[phase::metre].mean() for phase in range(metre)]))
+    return metre, float(np.clip(abs(triple), 0.0, 1.0)), downbeat
+
+
+def _standardised(values: list[float]) -> Floats:
+    array = np.asarray(values, dtype=np.float64)
+    spread = float(array.std())
+    return (array - array.mean()) / spread if spread > 1e-9 else np.zeros_like(array)
