@@ -35,6 +35,9 @@ test: setup-test
 
 bench: setup
 	$(BIN)/python bench/ladder_bench.py
+	bash docker/install-system-deps.sh --bench
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/features_bench.py
 
 clean:
 	rm -rf $(VENV) tests/browser/node_modules mediaworker-data
