@@ -239,8 +239,10 @@ def test_postgresql_down_30_s_mid_transcode(
 def test_the_broker_restarted_with_jobs_in_flight_and_queued(
     postgres_url: str, s3_server: Any, redis_broker: PrivateRedis, tmp_path: Path
 ) -> None:
-    """Fifty jobs on two workers; the broker is stopped while two run and the rest wait in its queue, and started
-    again five seconds later. Every job ends succeeded, each run exactly once (one claim, one ladder)."""
+    """Fifty jobs on two workers; the broker is stopped while a job transcodes and dozens wait in its queue, and
+    started again five seconds later. Every job ends succeeded, each run exactly once (one claim, one ladder):
+    the jobs in flight carry on (their progress reports to the result backend, the same Redis, fail and are
+    only logged), and the queued messages survive in the broker's append-only file."""
     system = _system(tmp_path, broker=redis_broker.url, catalog_url=postgres_url, s3=s3_server)
     tone = make_media(tmp_path / "tone.flac", "-f", "lavfi", "-i", "sine=frequency=500:duration=2")
     source = system.upload(tone, f"{uuid.uuid4()}/tone.flac")
@@ -248,10 +250,13 @@ def test_the_broker_restarted_with_jobs_in_flight_and_queued(
         with system.worker("b1") as first, system.worker("b2") as second:
             jobs = [_send(system, tone, "brk", source) for _ in range(50)]
 
-            def some_done() -> bool:
+            def in_flight_and_queued() -> bool:
                 states = [_job(system, job_id) for job_id, _ in jobs]
-                return sum(1 for j in states if j is not None and j.status == "succeeded") >= 4
-            wait_for(some_done, 300, what="the first jobs to finish", on_timeout=first.tail)
+                done = sum(1 for j in states if j is not None and j.status == "succeeded")
+                running = sum(1 for j in states if j is not None and j.status == "running" and j.stage == "transcode")
+                unclaimed = sum(1 for j in states if j is None)  # a job's row is made by its first claim
+                return done >= 4 and running >= 1 and unclaimed >= 10
+            wait_for(in_flight_and_queued, 300, what="jobs done, in flight and queued", on_timeout=first.tail)
             redis_broker.stop()
             time.sleep(5)
             redis_broker.start()

@@ -103,8 +103,12 @@ def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVer
         now = time.monotonic()
         if now - last_report[0] >= 1.0 or percent >= 100.0:
             last_report[0] = now
-            task.update_state(state="PROGRESS", meta={"job_id": job_id, "asset_id": asset_id,
-                                                      "stage": stage, "percent": round(percent, 1)})
+            try:
+                task.update_state(state="PROGRESS", meta={"job_id": job_id, "asset_id": asset_id,
+                                                          "stage": stage, "percent": round(percent, 1)})
+            except Exception as exc:  # noqa: BLE001 - progress is a courtesy; the catalog has it too
+                # The result backend is often the broker: its restart must not cost the job its run.
+                log.warning("could not report the progress of job %s: %s", job_id, exc)
 
     try:
         with held_lease(catalog, job_id, worker=runtime.worker_id, lease_s=settings.lease_s):
