@@ -157,7 +157,8 @@ def test_an_upload_notification_becomes_a_job(system: System, masters: dict[str,
 
     key = f"uploads/{uuid.uuid4().hex}/tone.flac"
     system.upload(masters["audio"], key)
-    put = _event(s3__object__key=key.replace("/", "%2F"), s3__object__eTag=uuid.uuid4().hex,
+    etag = system.s3.client().stat_object("masters", key).etag  # the job checks it is processing this upload
+    put = _event(s3__object__key=key.replace("/", "%2F"), s3__object__eTag=etag,
                  s3__object__userMetadata={"X-Amz-Meta-Asset-Id": f"evt-{uuid.uuid4().hex[:8]}"})
     tagging = _event(eventName="s3:ObjectCreated:PutTagging", s3__object__key=key.replace("/", "%2F"))
     asset_id = put["Records"][0]["s3"]["object"]["userMetadata"]["X-Amz-Meta-Asset-Id"]
