@@ -94,6 +94,25 @@ def test_subsampling_scores_the_same_frames_as_a_full_pass(tmp_path: Path,
     assert abs(sparse[0].stats["vmaf"].mean - full[0].stats["vmaf"].mean) < 5
 
 
+def test_a_bad_stretch_is_found_in_its_segment(tmp_path: Path) -> None:
+    """The pristine clip with its second half blurred: the second segment scores far lower, and is named."""
+    from tests.conftest import make_media
+
+    blurred = make_media(tmp_path / "half-blurred.mp4", "-i", str(PRISTINE), "-vf",
+                         "boxblur=luma_radius=3:chroma_radius=3:enable='gte(n,60)'", "-c:v", "libx264", "-crf", "4")
+    probe = probe_file(PRISTINE, ffprobe="ffprobe", limits=LIMITS)
+    halves = (SegmentSpan(start_s=0.0, duration_s=2.002, frames=60), SegmentSpan(start_s=2.002, duration_s=2.002,
+                                                                                 frames=60))
+    [rung] = measure_video_quality(PRISTINE, probe, [Distorted(name="half", path=blurred, segments=halves)],
+                                   work_dir=tmp_path, ladder_frame_rate=None, settings=QualitySettings(subsample=1),
+                                   limits=LIMITS)
+    first, second = rung.segments
+    assert first.vmaf is not None and second.vmaf is not None and first.psnr is not None and second.psnr is not None
+    assert first.vmaf > 90 and second.vmaf < first.vmaf - 30 and second.psnr < first.psnr - 5
+    weak = next(r for r in rung.reasons if r.code == "weak_segment")
+    assert "segment 1 (2.0–4.0 s)" in weak.detail
+
+
 def test_parse_captured_log_and_segments() -> None:
     """A libvmaf JSON log captured from the subsample-10 pass above, numbered back to the input's frames."""
     scores = parse_vmaf_log((DATA / "vmaf_log_carphone_n10.json").read_text(), subsample=10)
