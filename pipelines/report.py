@@ -252,8 +252,9 @@ def _audio_checks(quality: Document) -> str:
          f"{clipping['samples']} samples in {clipping.get('events')} runs, first at "
          + ", ".join(f"{t:g} s" for t in (clipping.get("first_at_s") or [])[:3])),
         ("dc", "DC offset", f"{dc * 100:.3f} % of full scale"),
-        ("silence", "Silence", f"{silence.get('head_s', 0):g} s at the head, {silence.get('tail_s', 0):g} s at the "
-         f"tail, {silence.get('internal_count', 0)} long ones inside"),
+        ("silence", "Silence", "–" if silence.get("head_s") is None else
+         f"{silence['head_s']:g} s at the head, {silence.get('tail_s')} s at the tail, "
+         f"{silence.get('internal_count')} long ones inside"),
         ("noise", "Noise floor", "–" if qc.get("noise_floor_dbfs") is None else f"{_db(qc['noise_floor_dbfs'])} dBFS"),
         ("phase", "Phase", _words(phase.get("verdict")) + (
             f" (correlation {phase['correlation']:.2f})" if phase.get("correlation") is not None else "")),

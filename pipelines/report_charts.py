@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import io
 import math
 from typing import TYPE_CHECKING, Any
+import warnings
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -202,7 +203,8 @@ def _envelope(ax: Axes, times: Floats, series: Floats, *, colour: str, label: st
     usable = len(series) - len(series) % buckets
     shaped = series[:usable].reshape(-1, buckets)
     centres = times[:usable].reshape(-1, buckets).mean(axis=1)
-    with np.errstate(all="ignore"):  # an all-silent bucket is NaN: a gap in the chart, which is the truth
+    with warnings.catch_warnings():  # an all-silent bucket is NaN: a gap in the chart, which is the truth
+        warnings.simplefilter("ignore", RuntimeWarning)
         low, high, mean = (np.nanmin(shaped, axis=1), np.nanmax(shaped, axis=1), np.nanmean(shaped, axis=1))
     ax.fill_between(centres, low, high, color=colour, alpha=0.25, linewidth=0)
     ax.plot(centres, mean, color=colour, linewidth=width, label=label)
