@@ -110,6 +110,7 @@ def postgres_url() -> Iterator[str]:
     try:
         yield admin_url.set(database=name).render_as_string(hide_password=False)
     finally:
+        _scan_catalog_before_drop(admin_url.set(database=name).render_as_string(hide_password=False))
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
@@ -143,3 +144,54 @@ def long_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=48000:duration=60",
         "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
     )
+
+
+# --- the scan after the suite (tests/secretscan.py): no secret, no clear-text uploader identity ------------
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs with an identity key, so uploader pseudonyms are made; the key itself is a secret."""
+    from tests import secretscan
+
+    key = os.environ.setdefault("MEDIAWORKER_IDENTITY_KEY", f"test-identity-key-{os.urandom(8).hex()}")
+    secretscan.register(key, "the identity key")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every record logged in the test process (INFO and up) also goes to ``suite.log``, which the scan reads."""
+    import logging
+
+    handler = logging.FileHandler(tmp_path_factory.getbasetemp() / "suite.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(level)
+    handler.close()
+
+
+def _scan_catalog_before_drop(url: str) -> None:
+    from tests import secretscan
+
+    secretscan.record(secretscan.scan_catalog(url, secretscan.needles()))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session when any log or catalog the suite produced holds a secret or an uploader's identity."""
+    from tests import secretscan
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or session.testscollected == 0:
+        return
+    findings = secretscan.recorded() + secretscan.scan_files([factory.getbasetemp()], secretscan.needles())
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if findings and reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "secret scan: FAILED", red=True)
+        for finding in findings:
+            reporter.write_line(str(finding))
+    if findings:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
