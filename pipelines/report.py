@@ -52,9 +52,10 @@ def render_report(*, asset_id: str, job_id: str, probe: Document, quality: Docum
                   renditions: Sequence[Document], spectrogram: Spectrogram | None) -> str:
     """The report page for one master (UTF-8 HTML text).
 
-    ``probe`` and ``quality`` are those parts of the job document (``quality`` is ``None`` for a master with
-    no audio and no measured rendition); ``renditions`` are the HLS rendition entries. Missing or ``null``
-    fields are shown as not measured, never guessed. Raises nothing for odd documents short of wrong types.
+    ``probe`` and ``quality`` are those parts of the job document (``quality`` may be ``None``: nothing
+    measured); ``renditions`` are the HLS rendition entries. Missing or ``null`` fields are shown as not
+    measured, never guessed. A field of the wrong type raises (``TypeError``, ``ValueError``…): the job
+    records that as ``quality.report_error`` without failing (see :mod:`pipelines.job`).
     """
     quality = quality or {}
     tags = probe.get("tags") or {}
