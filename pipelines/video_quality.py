@@ -35,6 +35,7 @@ from pipelines.isobmff import count_samples
 from pipelines.package import MeasuredRendition, parse_media_playlist
 from pipelines.probe import Probe
 from pipelines.runner import Progress, run
+from pipelines.sandbox import sandbox_for
 from pipelines.transcode import PLAYLIST_NAME
 
 log = logging.getLogger(__name__)
@@ -408,8 +409,9 @@ def measure_video_quality(
     if not distorted:
         return []
     assert probe.video is not None
+    inputs = [replace(d, path=d.path.resolve()) for d in distorted]  # absolute: ffmpeg runs in work_dir
     cmd = build_quality_cmd(
-        reference.resolve(), [replace(d, path=d.path.resolve()) for d in distorted],  # ffmpeg runs in work_dir
+        reference.resolve(), inputs,
         stream_index=probe.video.index, size=reference_size(probe),
         frame_rate=reference_frame_rate(probe, ladder_frame_rate), settings=settings, limits=limits,
     )
@@ -419,8 +421,11 @@ def measure_video_quality(
         if on_fraction is not None:
             on_fraction(1.0 if progress.done else min(1.0, progress.out_time_s / max(probe.duration_s, 1e-3)))
 
+    # A rung is read through its playlist: its whole folder (playlist, init and media segments) is readable.
+    sandbox = sandbox_for(enabled=limits.sandbox, read=(reference.resolve(), *{d.path.parent for d in inputs}),
+                          write=(work_dir.resolve(),))
     run(cmd, timeout_s=settings.timeout_s(probe.duration_s), on_progress=forward, cwd=work_dir,
-        rlimits=limits.rlimits())
+        rlimits=limits.rlimits(), sandbox=sandbox)
     rungs = []
     for i, item in enumerate(distorted):
         try:
