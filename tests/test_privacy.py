@@ -129,7 +129,8 @@ def test_an_upload_notification_leaves_no_identity_in_task_arguments_logs_or_cat
     assert "uploader-7f3a" not in caplog.text and "10.0.0.5" not in caplog.text
     catalog: Catalog = event_app.conf.mediaworker_runtime.catalog
     url = catalog.engine.url.render_as_string(hide_password=False)
-    assert catalog.get_job(job_id) is not None
+    job = catalog.get_job(job_id)
+    assert job is not None and job.uploader == expected  # kept in the catalog as the pseudonym only
     assert secretscan.scan_catalog(url, {"uploader-7f3a": "identity", "10.0.0.5": "ip"}) == []
 
 

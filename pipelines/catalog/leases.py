@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from pipelines.catalog import Catalog, _insert_ignore
 from pipelines.catalog.models import Job, utcnow
+from pipelines.privacy import is_pseudonym
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -173,10 +174,15 @@ def failed_jobs(catalog: Catalog, *, limit: int = 50) -> list[Job]:
         return jobs
 
 
-def enqueue(catalog: Catalog, job_id: str, *, asset_id: str, source_uri: str) -> None:
-    """Create a queued job row unless the job exists already (a notification delivered twice)."""
+def enqueue(catalog: Catalog, job_id: str, *, asset_id: str, source_uri: str, uploader: str | None = None) -> None:
+    """Create a queued job row unless the job exists already (a notification delivered twice).
+
+    ``uploader`` is the uploader's pseudonym; raises ``ValueError`` for anything else (a clear identity).
+    """
+    if uploader is not None and not is_pseudonym(uploader):
+        raise ValueError("a job keeps its uploader only as a pseudonym (hmac-sha256:…)")
     with catalog.session() as session:
-        _insert_ignore(session, Job, _queued_row(job_id, asset_id, source_uri, utcnow()))
+        _insert_ignore(session, Job, {**_queued_row(job_id, asset_id, source_uri, utcnow()), "uploader": uploader})
 
 
 def _queued_row(job_id: str, asset_id: str, source_uri: str, now: datetime) -> dict[str, Any]:

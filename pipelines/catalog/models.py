@@ -80,6 +80,8 @@ class Job(Base):
     lost_runs: Mapped[int] = mapped_column(Integer, default=0)
     """Runs that ended without a word: the worker died or was killed while holding the job."""
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    uploader: Mapped[str | None] = mapped_column(String(80), index=True)
+    """Who uploaded the master, as ``hmac-sha256:…`` (``pipelines.privacy.pseudonym``), never in clear."""
     document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
