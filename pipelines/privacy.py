@@ -7,7 +7,7 @@ can follow by asking whoever holds the key — while nobody who reads the catalo
 learns who it is. Without a key, identities are dropped entirely: no pseudonym is better than an unkeyed hash,
 which anyone could reverse by hashing candidate names.
 
-*Secrets* (S3 keys, passwords in broker and database URLs, the identity key) come from the environment and
+*Secrets* (the S3 secret key, passwords in broker and database URLs, the identity key) come from the environment and
 must appear in no log, task argument, error message or catalog row: :func:`redact` masks them in any text,
 and :class:`RedactingFilter` applies it to every log record a handler emits.
 """
@@ -29,7 +29,7 @@ PSEUDONYM_PREFIX = "hmac-sha256:"
 MASK = "***"
 _MIN_SECRET_CHARS = 4  # shorter "secrets" would mask ordinary words; no real key or password is that short
 
-# ``scheme://user:password@host`` (any scheme, the password up to the last ``@`` before the host).
+# ``scheme://user:password@host`` (any scheme; a password holding ``@`` or ``/`` must be percent-encoded anyway).
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/?#@\s]*:)(?P<secret>[^@\s/]+)(?=@)")
 # ``password=…`` in libpq connection strings and URL queries; S3 signatures and credentials in presigned URLs.
 _KEY_VALUE = re.compile(
