@@ -251,3 +251,27 @@ def test_a_broken_quality_pass_fails_the_job_and_publishes_nothing(cli: CliRunne
     assert "quality_failed" in result.stderr  # logged, not silent
     published = home / "objects" / "media-out"
     assert not published.exists() or not any(p.is_file() for p in published.rglob("*"))
+
+
+def test_settings_from_the_environment() -> None:
+    from pipelines.config import Settings, bundled_ffmpeg
+
+    default = Settings.from_env({})
+    assert default.quality.ffmpeg == bundled_ffmpeg() and default.quality.subsample == 60
+    chosen = Settings.from_env({"MEDIAWORKER_VMAF_FFMPEG": "/opt/ffmpeg-vmaf", "MEDIAWORKER_VMAF_SUBSAMPLE": "7",
+                                "MEDIAWORKER_VMAF_THREADS": "3"}).quality
+    assert (chosen.ffmpeg, chosen.subsample, chosen.threads) == ("/opt/ffmpeg-vmaf", 7, 3)
+
+
+def test_a_pass_past_its_time_limit_is_killed_and_named(tmp_path: Path) -> None:
+    from pipelines.errors import FFmpegError, MediaError
+    from pipelines.video_quality import quality_error
+
+    probe = probe_file(PRISTINE, ffprobe="ffprobe", limits=LIMITS)
+    rung = Distorted(name="d", path=DISTORTED, segments=(SegmentSpan(start_s=0.0, duration_s=4.004, frames=120),))
+    with pytest.raises(FFmpegError) as caught:
+        measure_video_quality(PRISTINE, probe, [rung], work_dir=tmp_path, ladder_frame_rate=None, limits=LIMITS,
+                              settings=QualitySettings(subsample=1, timeout_floor_s=0.05, timeout_factor=0.0))
+    assert caught.value.timed_out
+    error = quality_error(caught.value, memory_mb=LIMITS.process_memory_mb)
+    assert isinstance(error, MediaError) and error.code == "quality_timeout"
