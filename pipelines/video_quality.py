@@ -12,9 +12,9 @@ reads. Debian's ffmpeg has no libvmaf; ``QualitySettings.ffmpeg`` defaults to th
 1920x1080 is scaled down to fit that box (both sides are then compared there), which also bounds the cost.
 
 A rung whose mean VMAF rises less than ``QualityPolicy.wasted_bits_vmaf`` (2 points) over the rung below it is
-flagged ``wasted_bits``. Netflix puts one just-noticeable difference at about 6 VMAF points; 2 points is a third
-of that, a difference that viewers do not see in side-by-side tests, so the upper rung's extra bits buy
-nothing. It is the first step toward a per-title ladder, which would drop such a rung.
+flagged ``wasted_bits``. One just-noticeable difference is commonly put at about 6 VMAF points (Netflix's own
+figure); 2 points is a third of that, a difference few viewers would notice, so the upper rung's extra bits buy
+next to nothing. It is the first step toward a per-title ladder, which would drop such a rung.
 """
 
 from __future__ import annotations
