@@ -23,6 +23,8 @@ from pipelines.fingerprint import ITEM_S, Items
 
 _POPCOUNT16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)
 _OFFSET_BIAS = 1 << 31
+_FLIPS = np.concatenate([[0], 1 << np.arange(32, dtype=np.uint64)]).astype(np.uint32)
+"""XOR masks: the item itself, then each single-bit flip of it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +33,8 @@ class MatchPolicy:
 
     max_postings_per_key: int = 2000
     """Items this common (silence, a held chord across the catalog) say nothing about where a clip is from."""
+    lookup_bit_errors: int = 1
+    """Each query item is also looked up with each one of its 32 bits flipped (1), or only as it is (0)."""
     min_votes: int = 3
     candidates_per_ratio: int = 8
     good_item_errors: float = 8.0
@@ -38,6 +42,9 @@ class MatchPolicy:
     smoothing_items: int = 8
     min_matched_s: float = 2.0
     accept_score: float = 0.35
+    """A clip found at its own speed is a match from this score up."""
+    accept_grid_score: float = 0.45
+    """A clip found only at another speed or tempo (``find_clip``'s grid) is a match from this score up."""
 
 
 @dataclass(frozen=True)
@@ -122,15 +129,18 @@ class FingerprintIndex:
         return sorted(best.values(), key=lambda m: m.score, reverse=True)
 
     def _hits(self, query: Items) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
-        """For every (query item, posting) pair with equal items: query index, asset, offset in the asset."""
-        left = np.searchsorted(self.keys, query, side="left")
-        right = np.searchsorted(self.keys, query, side="right")
+        """For every (query item, posting) pair whose items differ in at most ``lookup_bit_errors`` bits: query
+        index, asset, offset in the asset."""
+        flips = _FLIPS if self.policy.lookup_bit_errors else _FLIPS[:1]
+        probes = (query[:, None] ^ flips[None, :]).ravel()
+        left = np.searchsorted(self.keys, probes, side="left")
+        right = np.searchsorted(self.keys, probes, side="right")
         counts = right - left
         useful = (counts > 0) & (counts <= self.policy.max_postings_per_key)
         if not useful.any():
             return None
         counts, left = counts[useful], left[useful]
-        query_index = np.repeat(np.flatnonzero(useful), counts)
+        query_index = np.repeat(np.flatnonzero(useful) // len(flips), counts)
         # positions left[i] .. left[i] + counts[i] - 1 for every useful query item, flattened
         run_starts = np.repeat(left - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         positions = self.postings[run_starts + np.arange(counts.sum())].astype(np.int64)

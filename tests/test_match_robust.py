@@ -1,0 +1,108 @@
+"""The match stages on real music, below the CLI: clips that Chromaprint's items alone would not place (5 dB of
+pink noise, 5 s excerpts, tempo and pitch edits) are found at the right offset, and music that is not in the
+catalog is not, also when the whole speed grid is searched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import subprocess
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from pipelines.fingerprint import FingerprintSink, fingerprint_samples
+from pipelines.match_index import FingerprintIndex, Match, MatchPolicy
+from pipelines.matching import MATCH_RATE, find_clip
+from tests.conftest import FIXTURES
+
+DESERT = FIXTURES / "music_hyperrogue_desert_30s.ogg"
+CROSSROADS = FIXTURES / "music_hyperrogue_20s.ogg"
+JUNGLE = FIXTURES / "music_hyperrogue_jungle_30s.ogg"  # never indexed
+SPEECH = FIXTURES / "speech_librivox_16k.flac"
+
+
+def _decode(source: str | Path, *args: str, rate: int = MATCH_RATE, channels: int = 1,
+            pre: tuple[str, ...] = ()) -> npt.NDArray[np.float32]:
+    """``source`` through ffmpeg (``args`` after the input) as float32 samples, ``(n,)`` or ``(n, channels)``."""
+    out = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", *pre, "-i", str(source), *args, "-ac", str(channels),
+                          "-ar", str(rate), "-f", "f32le", "pipe:1"], capture_output=True, check=True,
+                         stdin=subprocess.DEVNULL).stdout
+    samples = np.frombuffer(out, dtype="<f4")
+    return samples if channels == 1 else samples.reshape(-1, channels)
+
+
+def _rms(samples: npt.NDArray[np.float32]) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def index() -> FingerprintIndex:
+    """``desert`` and ``crossroads`` fingerprinted as a job does: 44.1 kHz stereo blocks into ``FingerprintSink``."""
+    entries = []
+    for asset_id, master in (("desert", DESERT), ("crossroads", CROSSROADS)):
+        sink = FingerprintSink(rate=44100, channels=2)
+        stereo = _decode(master, rate=44100, channels=2)
+        for at in range(0, len(stereo), 8192):
+            sink.feed(stereo[at : at + 8192])
+        entries.append((asset_id, sink.finish().items))
+    return FingerprintIndex(entries)
+
+
+def _start_in_asset(match: Match, asset_s_per_clip_s: float = 1.0) -> float:
+    return match.asset_offset_s - match.query_offset_s * asset_s_per_clip_s
+
+
+def test_a_clip_under_pink_noise_at_5_db_snr_is_found(index: FingerprintIndex) -> None:
+    clip = _decode(DESERT, pre=("-ss", "12", "-t", "10"))
+    noise = _decode("anoisesrc=color=pink:amplitude=0.1:seed=3:duration=10", pre=("-f", "lavfi"))[: len(clip)]
+    noisy = clip + noise * np.float32(_rms(clip) / 10 ** (5 / 20) / _rms(noise))
+    assert 20 * np.log10(_rms(clip) / _rms(noisy - clip)) == pytest.approx(5.0, abs=0.01)
+    (best,) = find_clip(noisy.astype(np.float32), index)
+    assert best.asset_id == "desert" and best.speed == 1.0
+    assert _start_in_asset(best) == pytest.approx(12.0, abs=0.5)
+
+
+@pytest.mark.parametrize("start_s", [3.0, 11.5, 20.0])
+def test_a_5_s_excerpt_is_found(index: FingerprintIndex, start_s: float) -> None:
+    (best,) = find_clip(_decode(DESERT, pre=("-ss", str(start_s), "-t", "5")), index)
+    assert best.asset_id == "desert"
+    assert _start_in_asset(best) == pytest.approx(start_s, abs=0.5)
+
+
+def test_the_single_bit_flips_are_what_finds_a_noisy_clip(index: FingerprintIndex) -> None:
+    """The same noisy clip, looked up with exact items only, gets no vote at its true alignment worth scoring."""
+    clip = _decode(DESERT, pre=("-ss", "12", "-t", "10"))
+    noise = _decode("anoisesrc=color=pink:amplitude=0.1:seed=3:duration=10", pre=("-f", "lavfi"))[: len(clip)]
+    noisy = (clip + noise * np.float32(_rms(clip) / 10 ** (5 / 20) / _rms(noise))).astype(np.float32)
+    items = fingerprint_samples(noisy, rate=MATCH_RATE)
+    exact = FingerprintIndex(zip(index.asset_ids, _split(index), strict=True), policy=MatchPolicy(lookup_bit_errors=0))
+    tolerant = index.search(items)
+    assert tolerant and tolerant[0].asset_id == "desert"
+    assert not [m for m in exact.search(items) if m.asset_id == "desert" and abs(_start_in_asset(m) - 12) < 0.5]
+
+
+def _split(index: FingerprintIndex) -> list[npt.NDArray[np.uint32]]:
+    return [index.items[index.starts[i] : index.starts[i + 1]] for i in range(len(index))]
+
+
+@pytest.mark.parametrize(("edit", "asset_s_per_clip_s"), [
+    ("atempo=0.95", 0.95), ("atempo=1.05", 1.05),
+    ("asetrate=44100*1.0595,aresample=44100,atempo=0.9439", 1.0),  # pitch +1 semitone, tempo put back
+    ("asetrate=44100*0.98,aresample=44100", 0.98),  # slowed down 2 %: pitch and tempo together
+])
+def test_tempo_pitch_and_speed_edits_are_found(index: FingerprintIndex, edit: str, asset_s_per_clip_s: float) -> None:
+    clip = _decode(DESERT, "-af", edit, pre=("-ss", "8", "-t", f"{10 * asset_s_per_clip_s:.3f}"))
+    (best,) = find_clip(clip, index)
+    assert best.asset_id == "desert"
+    assert _start_in_asset(best, asset_s_per_clip_s) == pytest.approx(8.0, abs=0.5)
+
+
+@pytest.mark.parametrize("length_s", [5.0, 10.0])
+def test_music_and_speech_not_in_the_catalog_match_nothing(index: FingerprintIndex, length_s: float) -> None:
+    """Every window of a track that is not in the catalog, and of speech: no match, speed grid included."""
+    for source in (JUNGLE, SPEECH):
+        samples = _decode(source)
+        for start in np.arange(0.0, len(samples) / MATCH_RATE - length_s, 4.0):
+            window = samples[int(start * MATCH_RATE) : int((start + length_s) * MATCH_RATE)]
+            assert find_clip(window, index) == [], (source.name, start)
