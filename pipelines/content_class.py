@@ -160,7 +160,9 @@ def classify(evidence: Sequence[SegmentEvidence], *, segment_s: float, duration_
         return ContentClassification(content_class="music", speechiness=None, segments=(), labels=())
     silent = np.array([e.level_db < SILENCE_DB for e in evidence])
     likelihood = np.array([speech_likelihood(e) for e in evidence])
-    smoothed = _running_median_ignoring(likelihood, silent, SMOOTHING_SEGMENTS)
+    lengths = np.full(len(evidence), segment_s)
+    lengths[-1] = min(segment_s, max(duration_s - (len(evidence) - 1) * segment_s, 0.05 * segment_s))
+    smoothed = _running_median_ignoring(likelihood, silent, lengths, SMOOTHING_SEGMENTS)
     labels: list[SegmentKind] = [
         "silence" if quiet else ("speech" if value >= 0.5 else "music")
         for quiet, value in zip(silent, smoothed, strict=True)
@@ -197,14 +199,30 @@ def _ramp(value: float, zero_at: float, one_at: float) -> float:
     return float(np.clip((value - zero_at) / (one_at - zero_at), 0.0, 1.0))
 
 
-def _running_median_ignoring(values: npt.NDArray[np.float64], skip: npt.NDArray[np.bool_], width: int) -> list[float]:
+def _running_median_ignoring(
+    values: npt.NDArray[np.float64], skip: npt.NDArray[np.bool_], lengths: npt.NDArray[np.float64], width: int
+) -> list[float]:
+    """Median over ``width`` segments around each, skipping ``skip``, each segment weighted by its length (s): the
+    short last segment of a file, often a trailing breath or room noise, counts for what it lasts."""
     half = width // 2
     out: list[float] = []
     for index in range(len(values)):
         lo, hi = max(0, index - half), min(len(values), index + half + 1)
-        window = values[lo:hi][~skip[lo:hi]]
-        out.append(float(np.median(window)) if len(window) else 0.0)
+        keep = ~skip[lo:hi]
+        out.append(_weighted_median(values[lo:hi][keep], lengths[lo:hi][keep]) if keep.any() else 0.0)
     return out
+
+
+def _weighted_median(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
+    """The value at half the total weight; the mean of the two middle values when the half falls between them
+    (so that equal weights give ``np.median``)."""
+    order = np.argsort(values, kind="stable")
+    ordered, cumulative = values[order], np.cumsum(weights[order])
+    half = cumulative[-1] / 2.0
+    i = int(np.searchsorted(cumulative, half - 1e-9 * cumulative[-1]))
+    if abs(cumulative[i] - half) <= 1e-9 * cumulative[-1] and i + 1 < len(ordered):
+        return float((ordered[i] + ordered[i + 1]) / 2.0)
+    return float(ordered[i])
 
 
 def _absorb_short_runs(labels: list[SegmentKind], min_run: int) -> list[SegmentKind]:

@@ -49,6 +49,9 @@ How each field is computed and how far to trust it:
 ``instrumentalness``,   voice, audience presence, musical mood); no model is shipped or downloaded, and a
 ``liveness``,           heuristic would be a made-up number. ``notes`` says so in the document.
 ``valence``
+``sections``            start, duration (s), loudness (mean dBFS), tempo, key, mode of each part where the
+                        timbre, harmony or level change (:mod:`pipelines.sections`): found to about ±2 s on
+                        generated changes; no ground truth on real music.
 ``end_of_fade_in``      end (s) of the opening rise of the 1 s level to the file's median level: where it
                         passes −6 and −2 dB, extrapolated as a fade linear in amplitude. 0 when the audio
                         starts at full level. Within 0.5 s on generated fades of 2–10 s; on music whose

@@ -292,6 +292,16 @@ def test_sections_split_where_key_and_level_change() -> None:
     assert sections[1].start_s + sections[1].duration_s == pytest.approx(features.duration_s)
 
 
+def test_a_short_tail_counts_for_its_length_not_as_a_whole_segment() -> None:
+    # A 2.8 s spoken command: 2 s of speech, then 0.8 s of a rumbling room tail that on its own looks like music.
+    talk = SegmentEvidence(level_db=-30.0, sustain=0.035, level_spread_db=12.7, pause_share=0.34, bass_share=0.07,
+                           periodicity=0.37)
+    tail = SegmentEvidence(level_db=-35.0, sustain=0.05, level_spread_db=10.6, pause_share=0.38, bass_share=0.76,
+                           periodicity=0.33)
+    result = classify([talk, tail], segment_s=2.0, duration_s=2.8)
+    assert result.content_class == "speech" and result.speechiness == 1.0
+
+
 # --- the record as a whole ---------------------------------------------------------------------------------------
 
 
