@@ -56,8 +56,8 @@ class SpectrogramSink:
             raise ValueError("max_columns must be an even number ≥ 2")
         self._rate, self._fft_size = rate, fft_size
         window = np.hanning(fft_size).astype(np.float32)
-        # scaled so that a full-scale sine reads 0 dB: its peak bin is amplitude · Σw / 2
-        self._window = window * np.float32(2.0 / float(window.sum()))
+        # scaled so that a full-scale sine reads 0 dB (its peak bin is amplitude · Σw / 2), and mixing to mono
+        self._window = window * np.float32(2.0 / float(window.sum()) / channels)
         self._blocks = BlockBuffer(frames=fft_size * _HOPS_PER_CHUNK, channels=channels)
         self._columns = np.zeros((max_columns, fft_size // 2 + 1))
         self._filled = 0  # complete columns
@@ -66,7 +66,6 @@ class SpectrogramSink:
         self._current_hops = 0  # FFT frames of time in the open column
         self._current_analysed = 0  # of which analysed
         self._hop = 0  # FFT frames seen
-        self._mix = np.full(channels, 1.0 / channels, dtype=np.float32)
 
     def feed(self, block: Block) -> None:
         for chunk in self._blocks.push(block):
@@ -93,15 +92,25 @@ class SpectrogramSink:
         if hops == 0:
             return
         stride = max(1, self._hops_per_column // _ANALYSED_PER_COLUMN)  # both powers of two: it divides a column
-        picked = [i for i in range(hops) if (self._hop + i) % stride == 0]
-        frames = chunk[: hops * self._fft_size].reshape(hops, self._fft_size, -1)[picked] @ self._mix
-        spectra = fft.rfft(frames * self._window, axis=-1)
-        powers = iter(spectra.real**2 + spectra.imag**2)
-        for i in range(hops):
-            if (self._hop + i) % stride == 0:
-                self._current += next(powers)
-                self._current_analysed += 1
-            self._current_hops += 1
+        analysed = (self._hop + np.arange(hops)) % stride == 0
+        frames = chunk[: hops * self._fft_size].reshape(hops, self._fft_size, -1)
+        if stride > 1:
+            frames = frames[analysed]
+        mono = frames[..., 0] * self._window  # the mono mix, windowed: channel by channel, strided reads only
+        for channel in range(1, frames.shape[2]):
+            mono += frames[..., channel] * self._window
+        spectra = fft.rfft(mono, axis=-1)
+        powers = spectra.real**2 + spectra.imag**2
+        rows = np.concatenate([[0], np.cumsum(analysed)])  # rows of ``powers`` before each hop
+        done = 0
+        while done < hops:  # one step per column the chunk touches
+            take = min(hops - done, self._hops_per_column - self._current_hops)
+            first, last = int(rows[done]), int(rows[done + take])
+            if last > first:
+                self._current += powers[first:last].sum(axis=0)
+                self._current_analysed += last - first
+            self._current_hops += take
+            done += take
             if self._current_hops == self._hops_per_column:
                 self._push(self._current / max(1, self._current_analysed))
                 self._current[:] = 0.0
