@@ -31,6 +31,7 @@ import math
 from pathlib import Path
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -253,6 +254,21 @@ def _seed_corpus(target: str, corpus: Path) -> None:
     for pattern in SEEDS[target]:
         for seed in DATA.glob(pattern):
             (corpus / seed.name).write_bytes(seed.read_bytes())
+    if target == "isobmff":  # media segments too (moof/traf/trun), as the project's encoder writes them
+        with tempfile.TemporaryDirectory() as scratch:
+            subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x36:rate=10:duration=2",
+                 "-f", "lavfi", "-i", "sine=duration=2", "-c:v", "libx264", "-g", "10", "-c:a", "aac", "-f", "hls",
+                 "-hls_segment_type", "fmp4", "-hls_time", "1", f"{scratch}/index.m3u8"], check=True)
+            for made in Path(scratch).glob("*.m4s"):
+                (corpus / f"segment-{made.name}").write_bytes(made.read_bytes())
+    if target == "probe":  # what ffprobe says about every fixture master
+        for master in sorted(FIXTURES.iterdir()):
+            if master.suffix in {".mp4", ".ogg", ".flac", ".jpg"}:
+                described = subprocess.run(
+                    ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-show_chapters", "-of", "json",
+                     str(master)], capture_output=True, check=True).stdout
+                (corpus / f"ffprobe-{master.stem}.json").write_bytes(described)
     if target == "tags":
         (corpus / "tags.json").write_text(json.dumps({
             "tags": {"TITLE": "Song", "ISRC": "US-S1Z-99-00001", "track": "3/12", "date": "2019-05-17",
