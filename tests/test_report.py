@@ -27,7 +27,7 @@ from pipelines.job import run_job
 from pipelines.package import MASTER_NAME
 from pipelines.report import REPORT_NAME, render_report, verdict_of
 from pipelines.spectrogram import SpectrogramSink
-from pipelines.storage import LocalStorage
+from pipelines.storage import LocalStorage, ObjectRef
 from tests.conftest import FIXTURES, make_media
 
 RATE = 44100
@@ -242,6 +242,30 @@ def test_video_job_report_has_vmaf_per_segment_for_every_rung(video_job: dict[st
     for rung in rungs:
         assert f'id="rendition-{rung["name"]}"' in page
         assert f'{rung["vmaf"]:.1f}' in page
+
+
+class RecordingStorage(LocalStorage):
+    """The local object store, remembering the order objects were written in and their content types."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.written: list[tuple[str, str]] = []
+
+    def put_file(self, path: Path, ref: ObjectRef, *, content_type: str) -> None:
+        super().put_file(path, ref, content_type=content_type)
+        self.written.append((ref.key, content_type))
+
+
+def test_report_is_published_before_the_master_playlist(tmp_path: Path) -> None:
+    master = make_media(tmp_path / "tone.flac", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=4")
+    settings = Settings.from_env({"MEDIAWORKER_HOME": str(tmp_path / "home")})
+    storage = RecordingStorage(settings.objects_dir)
+    outcome = run_job(settings, source=str(master), catalog=Catalog.open(settings.catalog_url), storage=storage)
+    assert outcome.succeeded, outcome.document["error"]
+    names = [key.rsplit("/", 1)[1] for key, _ in storage.written]
+    assert names[-1] == MASTER_NAME and names.count(REPORT_NAME) == 1
+    assert dict(storage.written)[f"{outcome.document['hls']['prefix']}/{REPORT_NAME}"] == "text/html; charset=utf-8"
+    assert outcome.document["quality"]["report"] == str(Path(outcome.document["hls"]["master"]).parent / REPORT_NAME)
 
 
 def test_a_report_that_cannot_be_made_leaves_the_job_whole(
