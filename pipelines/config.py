@@ -38,13 +38,20 @@ class Limits:
     """Address space one ffmpeg or ffprobe may map (RLIMIT_AS): a crafted file cannot exhaust the worker."""
     output_file_mb: int = 16384
     """Largest file a subprocess may write (RLIMIT_FSIZE): a runaway encode cannot fill the disk."""
+    max_tasks: int = 4096
+    """RLIMIT_NPROC: processes and threads the worker's user may have when a subprocess forks or starts a thread.
+    Per user, not per process (every worker and ffmpeg thread of the uid counts) and ignored for root: a
+    fork-bomb stop for a worker running as its own user (the Docker image does), set well above normal use."""
+    sandbox: bool = True
+    """Run decoders under Landlock (``MEDIAWORKER_SANDBOX``): only the job's files, no network."""
 
     def rlimits(self) -> dict[int, int]:
-        """The resource limits every media subprocess runs under."""
+        """The resource limits every media subprocess runs under (the runner adds RLIMIT_CPU from its timeout)."""
         return {
             resource.RLIMIT_AS: self.process_memory_mb << 20,
             resource.RLIMIT_FSIZE: self.output_file_mb << 20,
             resource.RLIMIT_CORE: 0,
+            resource.RLIMIT_NPROC: self.max_tasks,
         }
 
     @property
@@ -66,6 +73,32 @@ class EncoderSettings:
     threads: int = 0  # 0: let ffmpeg choose
 
 
+def bundled_ffmpeg() -> str:
+    """The ffmpeg shipped in the ``imageio-ffmpeg`` wheel: unlike Debian's, it is built with libvmaf."""
+    import imageio_ffmpeg  # here, not at import time: only the quality pass needs it
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@dataclass(frozen=True, kw_only=True)
+class QualitySettings:
+    """The video quality pass (VMAF, PSNR, SSIM of every video rung against the master).
+
+    ``subsample`` scores every n-th frame (libvmaf's ``n_subsample``; its motion feature still sees every
+    frame); ``threads`` is libvmaf's ``n_threads``. The wall-clock limit is ``timeout_floor_s`` plus
+    ``timeout_factor`` times the master's duration.
+    """
+
+    ffmpeg: str = field(default_factory=bundled_ffmpeg)
+    subsample: int = 60
+    threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    timeout_factor: float = 20.0
+    timeout_floor_s: float = 300.0
+
+    def timeout_s(self, duration_s: float) -> float:
+        return self.timeout_floor_s + self.timeout_factor * duration_s
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorkerSettings:
     """How Celery workers hold jobs. Times in seconds.
@@ -75,7 +108,7 @@ class WorkerSettings:
     (a server setting: see ``docker/rabbitmq.conf``).
     """
 
-    result_backend: str | None = None
+    result_backend: str | None = field(default=None, repr=False)
     lease_s: float = 60.0
     max_lost_runs: int = 3
     max_retries: int = 5
@@ -98,18 +131,37 @@ class S3Settings:
     secret_key: str = field(repr=False)
     secure: bool = True
     region: str | None = None
+    ca_bundle: str | None = None
+    """PEM file of the certificate authorities to trust for the S3 server (TLS); ``None``: the system's."""
+    sse: str | None = None
+    """Server-side encryption of every object written: ``AES256`` (SSE-S3) or ``aws:kms`` (SSE-KMS)."""
+    sse_kms_key_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerTls:
+    """TLS files for an ``amqps://`` or ``rediss://`` broker (and result backend); all optional."""
+
+    ca_file: str | None = None
+    """PEM file of the certificate authorities to trust; ``None``: the system's. The server is always verified."""
+    cert_file: str | None = None
+    key_file: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     home: Path
-    catalog_url: str
-    broker_url: str
+    catalog_url: str = field(repr=False)  # URLs may carry passwords: a logged Settings shows neither
+    broker_url: str = field(repr=False)
     output_bucket: str = "media-out"
     masters_bucket: str = "masters"
     s3: S3Settings | None = None
+    broker_tls: BrokerTls = BrokerTls()
+    identity_key: bytes | None = field(default=None, repr=False)
+    """Key of the uploader pseudonyms (``MEDIAWORKER_IDENTITY_KEY``); ``None``: identities are dropped."""
     limits: Limits = Limits()
     encoder: EncoderSettings = EncoderSettings()
+    quality: QualitySettings = field(default_factory=QualitySettings)
     worker: WorkerSettings = WorkerSettings()
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
@@ -145,12 +197,15 @@ class Settings:
                 secret_key=secret,
                 secure=_flag(env.get("MEDIAWORKER_S3_SECURE", "true"), "MEDIAWORKER_S3_SECURE"),
                 region=env.get("MEDIAWORKER_S3_REGION") or None,
+                **_s3_security_from_env(env),
             )
         limits = Limits(
             process_memory_mb=int(_number(env, "MEDIAWORKER_PROCESS_MEMORY_MB", Limits.process_memory_mb)),
             max_duration_s=_number(env, "MEDIAWORKER_MAX_DURATION_S", Limits.max_duration_s),
             max_width=int(_number(env, "MEDIAWORKER_MAX_WIDTH", Limits.max_width)),
             max_height=int(_number(env, "MEDIAWORKER_MAX_HEIGHT", Limits.max_height)),
+            max_tasks=int(_number(env, "MEDIAWORKER_PROCESS_MAX_TASKS", Limits.max_tasks)),
+            sandbox=_flag(env.get("MEDIAWORKER_SANDBOX", "true"), "MEDIAWORKER_SANDBOX"),
         )
         encoder = EncoderSettings(
             x264_preset=env.get("MEDIAWORKER_X264_PRESET", EncoderSettings.x264_preset),
@@ -174,12 +229,36 @@ class Settings:
             output_bucket=env.get("MEDIAWORKER_OUTPUT_BUCKET", "media-out"),
             masters_bucket=env.get("MEDIAWORKER_MASTERS_BUCKET", "masters"),
             s3=s3,
+            broker_tls=BrokerTls(
+                ca_file=env.get("MEDIAWORKER_BROKER_TLS_CA") or None,
+                cert_file=env.get("MEDIAWORKER_BROKER_TLS_CERT") or None,
+                key_file=env.get("MEDIAWORKER_BROKER_TLS_KEY") or None,
+            ),
+            identity_key=env["MEDIAWORKER_IDENTITY_KEY"].encode() if env.get("MEDIAWORKER_IDENTITY_KEY") else None,
             limits=limits,
             encoder=encoder,
+            quality=QualitySettings(
+                ffmpeg=env.get("MEDIAWORKER_VMAF_FFMPEG") or bundled_ffmpeg(),
+                subsample=int(_number(env, "MEDIAWORKER_VMAF_SUBSAMPLE", QualitySettings.subsample)),
+                threads=int(_number(env, "MEDIAWORKER_VMAF_THREADS", len(os.sched_getaffinity(0)))),
+            ),
             worker=worker,
             ffmpeg=env.get("MEDIAWORKER_FFMPEG", "ffmpeg"),
             ffprobe=env.get("MEDIAWORKER_FFPROBE", "ffprobe"),
         )
+
+
+def _s3_security_from_env(env: Mapping[str, str]) -> dict[str, str | None]:
+    """``ca_bundle``, ``sse`` and ``sse_kms_key_id`` of :class:`S3Settings`; raises ``ConfigError``."""
+    sse = env.get("MEDIAWORKER_S3_SSE") or None
+    kms_key = env.get("MEDIAWORKER_S3_SSE_KMS_KEY_ID") or None
+    if sse not in (None, "AES256", "aws:kms"):
+        raise ConfigError(f"MEDIAWORKER_S3_SSE must be AES256 or aws:kms, not {sse!r}")
+    if sse == "aws:kms" and not kms_key:
+        raise ConfigError("MEDIAWORKER_S3_SSE=aws:kms needs MEDIAWORKER_S3_SSE_KMS_KEY_ID")
+    if sse == "aws:kms" and not _flag(env.get("MEDIAWORKER_S3_SECURE", "true"), "MEDIAWORKER_S3_SECURE"):
+        raise ConfigError("MEDIAWORKER_S3_SSE=aws:kms needs TLS (MEDIAWORKER_S3_SECURE=true)")
+    return {"ca_bundle": env.get("MEDIAWORKER_S3_CA_BUNDLE") or None, "sse": sse, "sse_kms_key_id": kms_key}
 
 
 def _flag(value: str, name: str) -> bool:

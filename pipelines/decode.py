@@ -19,6 +19,7 @@ from pipelines.config import ACCEPTED_DEMUXERS, Limits
 from pipelines.errors import FFmpegError, MediaError, resource_limit_error
 from pipelines.probe import Probe
 from pipelines.runner import run
+from pipelines.sandbox import sandbox_for
 
 ANALYSIS_RATE = 44100
 """Hz: high enough for loudness and spectral analysis; each sink resamples down to what it needs."""
@@ -101,7 +102,8 @@ def decode_audio(
 
     cmd = build_decode_cmd(source, audio.index, fmt, ffmpeg=ffmpeg, limits=limits)
     try:
-        run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_stdout=receive, rlimits=limits.rlimits())
+        run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_stdout=receive, rlimits=limits.rlimits(),
+            sandbox=sandbox_for(enabled=limits.sandbox, read=(source.resolve(),)))
     except FFmpegError as exc:
         if exc.timed_out:
             raise MediaError("decode_timeout", "decoding the audio ran past its time limit") from exc

@@ -40,10 +40,21 @@ from pipelines.package import (
     publication_order,
 )
 from pipelines.probe import Probe, probe_file
+from pipelines.report import REPORT_CONTENT_TYPE, REPORT_NAME, render_report
 from pipelines.runner import process_is_gone
-from pipelines.storage import ObjectRef, Storage, fetch_source
+from pipelines.spectrogram import Spectrogram, SpectrogramSink
+from pipelines.storage import ObjectRef, SourceVersion, Storage, fetch_source
 from pipelines.tags import Metadata, normalise_tags
+from pipelines.thumbnails import POSTER_NAME, SPRITE_NAME, VTT_NAME
 from pipelines.transcode import transcode
+from pipelines.video_analysis import VideoAnalysis, analyse_video
+from pipelines.video_quality import (
+    RenditionQuality,
+    distorted_rung,
+    measure_video_quality,
+    quality_error,
+    unmeasured_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +63,12 @@ STAGES: tuple[tuple[str, float, float], ...] = (
     ("fetch", 0.0, 3.0),
     ("probe", 3.0, 4.0),
     ("analyse", 4.0, 12.0),
-    ("transcode", 12.0, 92.0),
-    ("package", 92.0, 93.0),
-    ("publish", 93.0, 97.0),
+    ("scenes", 12.0, 18.0),
+    ("transcode", 18.0, 72.0),
+    ("package", 72.0, 73.0),
+    ("quality", 73.0, 93.0),
+    ("report", 93.0, 94.0),
+    ("publish", 94.0, 97.0),
     ("match", 97.0, 99.0),
     ("catalog", 99.0, 100.0),
 )
@@ -115,15 +129,17 @@ def run_job(
     policy: LadderPolicy | None = None,
     on_progress: ProgressSink | None = None,
     will_retry: bool = False,
+    source_version: SourceVersion | None = None,
 ) -> JobOutcome:
     """Run the whole job for ``source`` (a local path or ``s3://bucket/key``) and record it in ``catalog``.
 
     ``job_id`` names a job row the caller has already claimed (a Celery worker); without it the job row is
     created here. With ``will_retry``, a failure that a retry may cure (storage, worker) leaves the job
     ``retrying`` rather than ``failed``: the caller is about to run it again. Returns the job document whether
-    the job succeeded or failed. Raises only ``CatalogError``
-    when the catalog cannot record the job at all, ``ValueError`` for an invalid ``asset_id``, and whatever
-    interrupts the job from outside (a cancel, a time limit) after killing its subprocesses.
+    the job succeeded or failed. ``source_version`` is the version of an ``s3://`` master that its upload
+    notification announced: that version is processed, or the job fails ``source_replaced``. Raises only
+    ``CatalogError`` when the catalog cannot record the job at all, ``ValueError`` for an invalid ``asset_id``,
+    and whatever interrupts the job from outside (a cancel, a time limit) after killing its subprocesses.
     """
     if asset_id is not None:
         validate_asset_id(asset_id)
@@ -136,7 +152,7 @@ def run_job(
         if on_progress is not None:
             on_progress("fetch", 0.0)
         try:
-            digest = fetch_source(source, master, storage)
+            digest = fetch_source(source, master, storage, version=source_version)
         except (MediaError, StorageError) as exc:
             job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
             return _fail(catalog, job_id, asset_id or "unknown", exc, None, will_retry=will_retry)
@@ -181,6 +197,7 @@ class _Analysis:
     loudness: LoudnessReport
     qc: AudioQCReport
     delivery: DeliveryReport
+    spectrogram: Spectrogram | None = None
 
     def quality_document(self) -> dict[str, Any]:
         """``quality`` of the job document: the interface's loudness triple, then the full reports."""
@@ -230,6 +247,7 @@ class _JobRun:
         ladder = select_ladder(probe, self.policy, content_class=content_class if content_class != "mixed" else None)
         out_dir = self.workspace / "hls"
         out_dir.mkdir()
+        video = self._analyse_video(master, probe, out_dir) if probe.video is not None else None
         with tracker.stage("transcode") as advance:
             try:
                 encoded = transcode(
@@ -247,11 +265,20 @@ class _JobRun:
             cover = extract_cover_art(master, probe, self.workspace / "cover", ffmpeg=settings.ffmpeg,
                                       limits=settings.limits)
 
+        scored = self._measure_quality(master, probe, ladder.frame_rate, out_dir, measured)
+        # after every stage that fills ``quality``: the report draws it
+        quality = analysis.quality_document() if analysis is not None else None
+        quality = _with_rendition_quality(quality, measured, scored)
+        report_error = self._write_report(out_dir, probe, quality, measured, analysis)
+
         # Keyed by content, ladder and job: a rerun never overwrites a ladder that players may be streaming,
         # and a redelivered job writes to the same place it wrote before.
         prefix = f"hls/{self.asset_id}/{self.digest[:12]}-{ladder.digest()[:8]}-{self.job_id[:8]}"
         with tracker.stage("publish") as advance:
-            self._publish(publication_order(out_dir, measured, extras=_cover_files(cover)), prefix, advance)
+            extras = _cover_files(cover) + _picture_files(out_dir, video)
+            if report_error is None:
+                extras.append((out_dir / REPORT_NAME, REPORT_NAME, REPORT_CONTENT_TYPE))
+            self._publish(publication_order(out_dir, measured, extras=extras), prefix, advance)
 
         matches: list[Match] = []
         if self.fingerprint is not None and len(self.fingerprint.items):
@@ -274,10 +301,58 @@ class _JobRun:
         document["fingerprint"] = self.fingerprint.to_document() if self.fingerprint is not None else None
         document["matches"] = [m.to_document() for m in matches]
         document["metadata"] = _metadata_document(_metadata(probe), cover, uri)
+        document["video"] = video.to_document(uri) if video is not None else None
         if analysis is not None:
             document["features"] = analysis.features.to_document()
-            document["quality"] = analysis.quality_document()
+        document["quality"] = _with_report(quality, report_error, uri)
         return document
+
+    def _write_report(self, out_dir: Path, probe: Probe, quality: dict[str, Any] | None,
+                      measured: list[MeasuredRendition], analysis: _Analysis | None) -> str | None:
+        """Write the quality report page into ``out_dir``; return ``None``, or why it could not be made.
+
+        The report is a view of measurements the job already has, so failing to draw it must not throw away a
+        good ladder: the error is logged with its traceback and recorded in the job document
+        (``quality.report`` null, ``quality.report_error``), never silent and never fatal. A cancel or a time
+        limit is not an ``Exception`` and still interrupts the job.
+        """
+        with self.tracker.stage("report"):
+            try:
+                page = render_report(
+                    asset_id=self.asset_id, job_id=self.job_id, probe=probe.to_document(), quality=quality,
+                    renditions=[m.to_document("") for m in measured],
+                    spectrogram=analysis.spectrogram if analysis is not None else None,
+                )
+                (out_dir / REPORT_NAME).write_text(page, encoding="utf-8")
+            except Exception as exc:  # any failure of the view: see the docstring
+                log.exception("job %s: the quality report could not be made", self.job_id)
+                return f"{type(exc).__name__}: {exc}"[:500]
+        return None
+
+    def _measure_quality(self, master: Path, probe: Probe, frame_rate: float | None, out_dir: Path,
+                         measured: list[MeasuredRendition]) -> list[RenditionQuality]:
+        """VMAF, PSNR and SSIM of every video rung as it will be published, against the master, in one pass.
+
+        A pass that breaks fails the job (``quality_failed``, ``quality_timeout``, ``resource_limit``): the
+        ladder is not published without its proof of quality. See :func:`pipelines.video_quality.quality_error`.
+        """
+        settings = self.settings
+        with self.tracker.stage("quality") as advance:
+            rungs = [distorted_rung(out_dir, m) for m in measured if m.kind == "video"]
+            work_dir = self.workspace / "quality"
+            work_dir.mkdir(exist_ok=True)
+            try:
+                return measure_video_quality(master, probe, rungs, work_dir=work_dir, ladder_frame_rate=frame_rate,
+                                             settings=settings.quality, limits=settings.limits, on_fraction=advance)
+            except FFmpegError as exc:
+                raise quality_error(exc, memory_mb=settings.limits.process_memory_mb) from exc
+
+    def _analyse_video(self, master: Path, probe: Probe, out_dir: Path) -> VideoAnalysis:
+        """Scenes, black, faces, poster and thumbnail sprite from one small decode of the video, the pictures
+        written into ``out_dir`` to be published with the ladder."""
+        with self.tracker.stage("scenes") as advance:
+            return analyse_video(master, probe, out_dir, ffmpeg=self.settings.ffmpeg, limits=self.settings.limits,
+                                 on_fraction=advance)
 
     def _analyse(self, master: Path, probe: Probe) -> _Analysis:
         """One decode of the audio, read at once by the fingerprinter, the loudness meter, QC and features."""
@@ -287,9 +362,11 @@ class _JobRun:
             fmt = analysis_format(probe)
             fingerprinter = FingerprintSink(rate=fmt.rate, channels=fmt.channels)
             meter = LoudnessMeter(rate=fmt.rate, channels=fmt.channels)
-            qc = AudioQC(rate=fmt.rate, channels=fmt.channels, declared_rate=probe.audio.sample_rate)
+            qc = AudioQC(rate=fmt.rate, channels=fmt.channels, declared_rate=probe.audio.sample_rate,
+                         declared_bits=probe.audio.declared_integer_bits)
             features = FeatureSink(rate=fmt.rate, channels=fmt.channels)
-            decode_audio(master, probe, [fingerprinter, meter, qc, features], ffmpeg=settings.ffmpeg,
+            spectrogram = SpectrogramSink(rate=fmt.rate, channels=fmt.channels)
+            decode_audio(master, probe, [fingerprinter, meter, qc, features, spectrogram], ffmpeg=settings.ffmpeg,
                          limits=settings.limits, fmt=fmt, on_fraction=advance)
             self.fingerprint = fingerprinter.finish()
             loudness = meter.finish()
@@ -298,7 +375,7 @@ class _JobRun:
                 record = record.with_loudness(loudness.integrated_lufs)
             qc_report = qc.finish()
             delivery = delivery_report(loudness, qc_report, content_class=record.content.content_class)
-            return _Analysis(record, loudness, qc_report, delivery)
+            return _Analysis(record, loudness, qc_report, delivery, spectrogram.finish())
 
     def _find_in_catalog(self, fingerprint: Fingerprint) -> list[Match]:
         """The catalog assets this master contains or repeats (a re-upload, a sample), best first."""
@@ -322,6 +399,14 @@ class _JobRun:
             self.storage.delete_prefix(self.settings.output_bucket, prefix)
         except StorageError as exc:
             log.warning("could not remove output %s: %s", prefix, exc)
+
+
+def _with_report(quality: dict[str, Any], error: str | None, uri: Callable[[str], str]) -> dict[str, Any]:
+    """``quality`` of the job document with the report's URI; ``null`` and ``report_error`` when it failed."""
+    document = {**quality, "report": None if error is not None else uri(REPORT_NAME)}
+    if error is not None:
+        document["report_error"] = error
+    return document
 
 
 def _check_complete(probe: Probe, measured: list[MeasuredRendition]) -> None:
@@ -412,6 +497,7 @@ def _document(
         "fingerprint": None,
         "matches": [],
         "metadata": None,
+        "video": None,
         "timings_s": timings or {},
     }
 
@@ -432,6 +518,14 @@ def _asset_row(source: str, digest: str, probe: Probe, document: dict[str, Any])
 def _metadata(probe: Probe) -> Metadata:
     return normalise_tags(probe.tags, chapters=probe.chapters,
                           stream_language=probe.audio.language if probe.audio is not None else None)
+
+
+def _picture_files(out_dir: Path, video: VideoAnalysis | None) -> list[tuple[Path, str, str]]:
+    """The poster, the thumbnail sprite and its WebVTT track, published beside the master playlist."""
+    if video is None:
+        return []
+    return [(out_dir / POSTER_NAME, POSTER_NAME, "image/jpeg"), (out_dir / SPRITE_NAME, SPRITE_NAME, "image/jpeg"),
+            (out_dir / VTT_NAME, VTT_NAME, "text/vtt")]
 
 
 def _cover_files(cover: CoverResult) -> list[tuple[Path, str, str]]:
@@ -477,16 +571,34 @@ def _match_row(match: dict[str, Any]) -> dict[str, Any]:
             "asset_offset_s": match["asset_offset_s"], "matched_s": match["matched_s"]}
 
 
+def _with_rendition_quality(quality: dict[str, Any] | None, measured: list[MeasuredRendition],
+                            scored: list[RenditionQuality]) -> dict[str, Any]:
+    """``quality`` with ``renditions`` filled, one entry per rendition in the order of ``hls.renditions`` (audio
+    ones unmeasured); a master without audio gets a ``quality`` whose audio parts are ``null``."""
+    by_name = {rung.name: rung.to_document() for rung in scored}
+    quality = dict(quality) if quality is not None else {
+        "loudness": None, "audio_qc": None, "delivery": None, "score": None,
+    }
+    quality["renditions"] = [by_name.get(m.name) or unmeasured_document(m.name, m.kind)
+                             for m in sorted(measured, key=lambda m: (m.kind != "video", -m.peak_bps))]
+    return quality
+
+
 def _rendition_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
+    scored = {entry["name"]: entry for entry in ((document.get("quality") or {}).get("renditions") or [])}
     for entry in document["hls"]["renditions"]:
         width, height = (int(v) for v in entry["resolution"].split("x")) if entry["resolution"] else (None, None)
+        quality = scored.get(entry["name"], {})
         rows.append({
             "name": entry["name"], "kind": entry["kind"], "codecs": entry["codecs"],
             "bandwidth": entry["bandwidth"], "average_bandwidth": entry["average_bandwidth"],
             "width": width, "height": height, "frame_rate": entry["frame_rate"], "channels": entry["channels"],
             "duration_s": entry["duration_s"], "segments": entry["segments"], "bytes": entry["bytes"],
             "playlist_uri": entry["playlist"],
+            "vmaf": quality.get("vmaf"), "vmaf_phone": quality.get("vmaf_phone"), "psnr": quality.get("psnr"),
+            "ssim": quality.get("ssim"), "quality_score": quality.get("score"),
+            "wasted_bits": quality.get("wasted_bits") if entry["kind"] == "video" else None,
         })
     return rows
 

@@ -7,8 +7,11 @@ init segment, ``FRAME-RATE`` from the samples counted in the segments — never 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+import math
 from pathlib import Path
+import re
 
 from pipelines.isobmff import TrackFormat, count_samples, track_format
 from pipelines.transcode import PLAYLIST_NAME, EncodedRendition
@@ -147,8 +150,11 @@ def build_master_playlist(renditions: list[MeasuredRendition]) -> str:
 
     With video, each video rendition is a variant that references one AAC group (the audio renditions) and
     carries the group's largest bandwidth in its own; without video, each audio rendition is a variant.
-    Variants are listed from the highest bandwidth down.
+    Variants are listed from the highest bandwidth down. Raises ``PlaylistError`` for measurements that
+    would make an invalid playlist (no variant, a name that is not one path segment, a bit rate or a frame
+    size that is not positive, codecs that are not an RFC 6381 list).
     """
+    _check_variants(renditions)
     video = sorted((r for r in renditions if r.kind == "video"), key=lambda r: r.peak_bps, reverse=True)
     audio = sorted((r for r in renditions if r.kind == "audio"), key=lambda r: r.peak_bps, reverse=True)
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
@@ -168,7 +174,7 @@ def build_master_playlist(renditions: list[MeasuredRendition]) -> str:
                 f'CODECS="{entry["codecs"]}"',
                 f"RESOLUTION={entry['resolution']}",
             ]
-            if variant.frame_rate:
+            if variant.frame_rate and math.isfinite(variant.frame_rate) and variant.frame_rate > 0:
                 attributes.append(f"FRAME-RATE={variant.frame_rate:.3f}")
             if loudest is not None:
                 attributes.append(f'AUDIO="{AUDIO_GROUP}"')
@@ -183,11 +189,38 @@ def build_master_playlist(renditions: list[MeasuredRendition]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def publication_order(out_dir: Path, renditions: list[MeasuredRendition]) -> list[tuple[Path, str, str]]:
+_SEGMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+_CODECS = re.compile(r"[A-Za-z0-9]{4}(\.[A-Za-z0-9]+)*(,[A-Za-z0-9]{4}(\.[A-Za-z0-9]+)*)*")
+
+
+def _check_variants(renditions: list[MeasuredRendition]) -> None:
+    """Raise ``PlaylistError`` unless every rendition can be written into a valid master playlist."""
+    if not any(r.kind in ("video", "audio") for r in renditions):
+        raise PlaylistError("no audio or video rendition to list in the master playlist")
+    for rendition in renditions:
+        if rendition.kind not in ("video", "audio"):
+            raise PlaylistError(f"rendition {rendition.name!r:.80} is neither audio nor video")
+        if not _SEGMENT_NAME.fullmatch(rendition.name):
+            raise PlaylistError(f"rendition name {rendition.name!r:.80} is not a plain path segment")
+        if not _CODECS.fullmatch(rendition.format.codecs):
+            raise PlaylistError(f"rendition {rendition.name}: codecs {rendition.format.codecs!r:.80} are not RFC 6381")
+        if rendition.peak_bps <= 0 or rendition.average_bps <= 0:
+            raise PlaylistError(f"rendition {rendition.name}: its bit rate is not positive")
+        width, height = rendition.format.width, rendition.format.height
+        if rendition.kind == "video" and not (width and height and width > 0 and height > 0):
+            raise PlaylistError(f"rendition {rendition.name}: no frame size")
+        if rendition.kind == "audio" and rendition.format.channels is not None and rendition.format.channels <= 0:
+            raise PlaylistError(f"rendition {rendition.name}: {rendition.format.channels} channels")
+
+
+def publication_order(
+    out_dir: Path, renditions: list[MeasuredRendition], *, extras: Sequence[tuple[Path, str, str]] = ()
+) -> list[tuple[Path, str, str]]:
     """Every file to publish as ``(local path, key relative to the ladder's prefix, content type)``.
 
-    Segments and init segments come first, then each rendition's playlist, and the master playlist last, so
-    that a reader who can see a playlist can also fetch everything it names.
+    Segments and init segments come first, then ``extras`` (files published beside the ladder, such as the
+    cover art), then each rendition's playlist, and the master playlist last, so that a reader who can see a
+    playlist can also fetch everything it names.
     """
     media: list[tuple[Path, str, str]] = []
     playlists: list[tuple[Path, str, str]] = []
@@ -201,7 +234,7 @@ def publication_order(out_dir: Path, renditions: list[MeasuredRendition]) -> lis
             else:
                 media.append((path, key, CONTENT_TYPES[".m4s"] if path.suffix == ".m4s" else segment_type))
     master = out_dir / MASTER_NAME
-    return media + playlists + [(master, MASTER_NAME, CONTENT_TYPES[".m3u8"])]
+    return media + list(extras) + playlists + [(master, MASTER_NAME, CONTENT_TYPES[".m3u8"])]
 
 
 def _attribute(line: str, name: str) -> str | None:

@@ -12,16 +12,20 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 import json
 from pathlib import Path
+import re
 from typing import Any, Literal
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
 from pipelines.errors import FFmpegError, MediaError, resource_limit_error
 from pipelines.runner import run
+from pipelines.sandbox import sandbox_for
+from pipelines.tags import MAX_TAGS, Chapter, clean_text, parse_chapters
 
 MediaKind = Literal["audio", "video"]
 
 MAX_TAG_CHARS = 1000
-MAX_TAGS = 64
+MAX_PROBE_OUTPUT_BYTES = 64 << 20
+"""Most of ffprobe's JSON read: a master's own description is kilobytes; only tags can make it megabytes."""
 _MUXER_TAGS = frozenset({"encoder", "handler_name", "vendor_id"})  # written by tools, not by people
 
 
@@ -45,6 +49,18 @@ class Stream:
     channels: int | None = None
     channel_layout: str | None = None
     language: str | None = None
+    sample_fmt: str | None = None
+    bits_per_sample: int | None = None
+    """The bit depth the stream declares (ffprobe's ``bits_per_raw_sample``, else ``bits_per_sample``: a 24-bit
+    FLAC says 24 though it decodes to 32-bit samples); ``None`` where it declares none, as lossy codecs do."""
+
+    @property
+    def declared_integer_bits(self) -> int | None:
+        """The declared depth of integer samples, what the QC's effective bit depth is compared against;
+        ``None`` for float samples (their 32 bits are not a depth) or no declared depth."""
+        if self.sample_fmt is None or self.sample_fmt.rstrip("p") in ("flt", "dbl"):
+            return None
+        return self.bits_per_sample
 
     @property
     def display_size(self) -> tuple[int, int] | None:
@@ -67,6 +83,7 @@ class Probe:
     bit_rate: int | None
     streams: tuple[Stream, ...]
     tags: dict[str, str] = field(default_factory=dict)
+    chapters: tuple[Chapter, ...] = ()
 
     @property
     def video(self) -> Stream | None:
@@ -109,24 +126,35 @@ def build_probe_cmd(path: Path, *, ffprobe: str, limits: Limits) -> list[str]:
         "-protocol_whitelist", "file",
         "-format_whitelist", ",".join(ACCEPTED_DEMUXERS),
         "-max_pixels", str(limits.max_pixels),
-        "-show_format", "-show_streams",
+        "-show_format", "-show_streams", "-show_chapters",
         "-of", "json",
         str(path),
     ]
 
 
-def probe_file(path: Path, *, ffprobe: str, limits: Limits) -> Probe:
+def probe_file(
+    path: Path, *, ffprobe: str, limits: Limits, max_output_bytes: int = MAX_PROBE_OUTPUT_BYTES
+) -> Probe:
     """Probe and validate a local master.
 
-    Raises ``MediaError`` for an empty file, a file no accepted demuxer reads, or one that fails
+    Raises ``MediaError`` for an empty file, a file no accepted demuxer reads, one whose description passes
+    ``max_output_bytes`` (tags of hundreds of megabytes: ``tags_too_large``), or one that fails
     :func:`validate`; ``FFmpegError`` only when ffprobe itself cannot run.
     """
     size = path.stat().st_size
     if size == 0:
         raise MediaError("empty_file", "the master is an empty file (0 bytes)")
     cmd = build_probe_cmd(path, ffprobe=ffprobe, limits=limits)
+    output = bytearray()
+
+    def collect(data: bytes) -> None:
+        output.extend(data)
+        if len(output) > max_output_bytes:  # ffprobe is stopped here, before the worker holds it all
+            raise MediaError("tags_too_large", f"the master's tags and description pass {max_output_bytes} bytes")
+
     try:
-        completed = run(cmd, timeout_s=limits.probe_timeout_s, rlimits=limits.rlimits())
+        completed = run(cmd, timeout_s=limits.probe_timeout_s, rlimits=limits.rlimits(), on_stdout=collect,
+                        sandbox=sandbox_for(enabled=limits.sandbox, read=(path.resolve(),)))
     except FFmpegError as exc:
         if exc.timed_out:
             message = f"reading the master took longer than {limits.probe_timeout_s:g} s"
@@ -137,19 +165,63 @@ def probe_file(path: Path, *, ffprobe: str, limits: Limits) -> Probe:
             raise resource_limit_error(exc, memory_mb=limits.process_memory_mb) from exc
         reason = exc.reason.replace(str(path), "master")
         raise MediaError("not_media", f"the master is not a media file ffmpeg accepts ({reason})") from exc
-    probe = parse_probe(completed.stdout.decode("utf-8", "replace"), size_bytes=size)
+    refused = refused_frame_size(completed.stderr_tail)
+    if refused is not None:
+        raise MediaError(
+            "resolution_too_large",
+            f"a frame of the video claims {refused[0]}x{refused[1]} pixels, more than a decoder may allocate "
+            f"(the limit is {limits.max_width}x{limits.max_height})",
+        )
+    probe = parse_probe(output.decode("utf-8", "replace"), size_bytes=size)
     validate(probe, limits)
+    if probe.container == "wav":
+        with open(path, "rb") as reader:
+            declared = declared_wav_data_bytes(reader.read(4096))
+        if declared is not None and declared > 2 * size:
+            raise MediaError(
+                "truncated_master",
+                f"the WAV header announces {declared} bytes of sound but the file holds {size} bytes in all; "
+                "the file is probably cut short",
+            )
     return probe
 
 
+def declared_wav_data_bytes(head: bytes) -> int | None:
+    """The size of the ``data`` chunk a RIFF/WAVE header announces (bytes), from the file's first bytes.
+
+    ``None`` when there is none to trust: not RIFF/WAVE, no ``data`` chunk in ``head``, or the 0 / 0xFFFFFFFF
+    that writers to a pipe leave when they cannot seek back."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position = 12
+    while position + 8 <= len(head):
+        kind, size = head[position:position + 4], int.from_bytes(head[position + 4:position + 8], "little")
+        if kind == b"data":
+            return None if size in (0, 0xFFFF_FFFF) else size
+        position += 8 + size + (size & 1)
+    return None
+
+
+def refused_frame_size(stderr: str) -> tuple[int, int] | None:
+    """The frame size a decoder refused to allocate (past ``-max_pixels`` or ffmpeg's own bound), from its log.
+
+    ffprobe still exits 0 then, reporting the stream with no size: without this, an image bomb would read as a
+    video without a frame size."""
+    found = _REFUSED_FRAME.search(stderr)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+_REFUSED_FRAME = re.compile(r"Picture size (\d+)x(\d+) (?:exceeds specified max pixel count|is invalid)")
+
+
 def parse_probe(text: str, *, size_bytes: int) -> Probe:
-    """Parse ``ffprobe -show_format -show_streams -of json`` output into a :class:`Probe`.
+    """Parse ``ffprobe -show_format -show_streams -show_chapters -of json`` output into a :class:`Probe`.
 
     Raises ``MediaError`` (``no_media_streams``, ``not_media``) when the output describes nothing playable.
     """
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
+        data = _well_formed(json.loads(text))
+    except (ValueError, RecursionError) as exc:  # not JSON, too deep, an integer of 5,000 digits, not a document
         raise MediaError("not_media", "ffprobe did not describe the master") from exc
     fmt = data.get("format") or {}
     if not fmt:
@@ -161,7 +233,11 @@ def parse_probe(text: str, *, size_bytes: int) -> Probe:
         raise MediaError("no_media_streams", "the master has no audio or video stream")
     durations = [_float(fmt.get("duration"))] + [s.duration_s for s in streams]
     duration = max((d for d in durations if d), default=0.0)
-    tags = _merge_tags(fmt.get("tags"), *(s.get("tags") for s in data.get("streams") or []))
+    # An attached picture's tags describe the picture ("Cover (front)"), not the master.
+    stream_tags = (s.get("tags") for s in data.get("streams") or []
+                   if isinstance(s, dict) and not (s.get("disposition") or {}).get("attached_pic"))
+    tags = _merge_tags(fmt.get("tags"), *stream_tags)
+    chapters = data.get("chapters")
     return Probe(
         kind="video" if has_video else "audio",
         duration_s=duration,
@@ -170,6 +246,7 @@ def parse_probe(text: str, *, size_bytes: int) -> Probe:
         bit_rate=_int(fmt.get("bit_rate")),
         streams=streams,
         tags=tags,
+        chapters=parse_chapters(chapters if isinstance(chapters, list) else [], duration_s=duration or None),
     )
 
 
@@ -197,10 +274,37 @@ def validate(probe: Probe, limits: Limits) -> None:
             )
 
 
+def _well_formed(data: Any) -> dict[str, Any]:
+    """ffprobe's ``format``, ``streams`` and ``chapters`` (nothing else is kept) with every part that is not of
+    the JSON type ffprobe writes there left out, so that the parser only meets the shapes it expects (ffprobe's
+    output is trusted no more than the master it describes). Raises ``ValueError`` for a non-object document."""
+    if not isinstance(data, dict):
+        raise ValueError("the document is not an object")
+
+    def stream(raw: dict[str, Any]) -> dict[str, Any]:
+        kept = {k: v for k, v in raw.items() if k not in _STRUCTURED or isinstance(v, _STRUCTURED[k])}
+        kept["side_data_list"] = [side for side in kept.get("side_data_list") or [] if isinstance(side, dict)]
+        for name in ("codec_type", "profile", "pix_fmt", "channel_layout", "sample_fmt"):
+            if name in kept and not isinstance(kept[name], str):
+                del kept[name]
+        return kept
+
+    streams = data.get("streams")
+    chapters = data.get("chapters")
+    return {
+        "format": data["format"] if isinstance(data.get("format"), dict) else {},
+        "streams": [stream(s) for s in streams if isinstance(s, dict)] if isinstance(streams, list) else [],
+        "chapters": chapters if isinstance(chapters, list) else [],
+    }
+
+
+_STRUCTURED: dict[str, type] = {"tags": dict, "disposition": dict, "side_data_list": list}
+
+
 def _parse_stream(raw: dict[str, Any]) -> Stream:
     tags = raw.get("tags") or {}
     return Stream(
-        index=int(raw.get("index", 0)),
+        index=_int(raw.get("index")) or 0,
         codec_type=str(raw["codec_type"]),
         codec_name=str(raw.get("codec_name", "unknown")),
         profile=raw.get("profile"),
@@ -215,8 +319,16 @@ def _parse_stream(raw: dict[str, Any]) -> Stream:
         sample_rate=_int(raw.get("sample_rate")),
         channels=_int(raw.get("channels")),
         channel_layout=raw.get("channel_layout"),
+        sample_fmt=raw.get("sample_fmt"),
+        bits_per_sample=_declared_bits(raw),
         language=_clean_tag(tags.get("language")) if tags.get("language") not in (None, "und") else None,
     )
+
+
+def _declared_bits(raw: dict[str, Any]) -> int | None:
+    """Bits per sample as declared: ``bits_per_raw_sample`` where set, else ``bits_per_sample``; 0 means none."""
+    bits = _int(raw.get("bits_per_raw_sample")) or _int(raw.get("bits_per_sample"))
+    return bits if bits is not None and 0 < bits <= 64 else None
 
 
 def _rotation(raw: dict[str, Any]) -> int:
@@ -240,9 +352,8 @@ def _merge_tags(*sources: Any) -> dict[str, str]:
 
 
 def _clean_tag(value: Any, *, limit: int = MAX_TAG_CHARS) -> str:
-    """A tag as printable text: control characters dropped, at most ``limit`` characters."""
-    text = str(value)
-    return "".join(ch for ch in text if ch.isprintable() or ch == " ")[:limit].strip()
+    """A tag as printable text: control characters dropped, at most ``limit`` characters (see ``clean_text``)."""
+    return clean_text(value, limit=limit)
 
 
 def _float(value: Any) -> float | None:

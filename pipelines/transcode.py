@@ -21,6 +21,7 @@ from pipelines.config import ACCEPTED_DEMUXERS, EncoderSettings, Limits
 from pipelines.ladder import AudioRung, Ladder, VideoRung
 from pipelines.probe import Probe
 from pipelines.runner import Progress, run
+from pipelines.sandbox import sandbox_for
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,8 @@ def transcode(
             on_fraction(1.0 if progress.done else min(1.0, progress.out_time_s / probe.duration_s))
 
     run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_progress=forward, cwd=out_dir,
-        rlimits=limits.rlimits())
+        rlimits=limits.rlimits(),
+        sandbox=sandbox_for(enabled=limits.sandbox, read=(source.resolve(),), write=(out_dir.resolve(),)))
     return renditions
 
 

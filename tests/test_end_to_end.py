@@ -189,7 +189,8 @@ def test_progress_is_reported_on_stderr(masters: dict[str, Path], cli: CliRunner
     assert result.returncode == 0
     lines = [line for line in result.stderr.splitlines() if line.startswith("[")]
     stages = [line.split("] ", 1)[1].split(",")[0] for line in lines]
-    assert list(dict.fromkeys(stages)) == ["fetch", "probe", "analyse", "transcode", "package", "publish", "match", "catalog"]
+    assert list(dict.fromkeys(stages)) == ["fetch", "probe", "analyse", "scenes", "transcode", "package", "quality",
+                                           "report", "publish", "match", "catalog"]
     assert any(line.endswith(" left") for line in lines if "transcode" in line), lines
     assert "succeeded" in result.stdout
 

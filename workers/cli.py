@@ -17,9 +17,10 @@ from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
-from pipelines.catalog import Catalog, Job
+from pipelines.catalog import Asset, Catalog, Job
 from pipelines.config import Settings
 from pipelines.errors import CatalogError, ConfigError, MediaError
+from pipelines.privacy import install_redaction, redact, settings_secrets
 from workers.runtime import open_storage
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 2
@@ -76,14 +77,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    secrets: tuple[str, ...] = ()
     try:
         settings = Settings.from_env()
+        secrets = settings_secrets(settings)
+        install_redaction(logging.getLogger(), secrets)
         return int(args.handler(settings, args))
     except (ConfigError, ValueError) as exc:
-        print(f"mediaworker: {exc}", file=sys.stderr)
+        print(f"mediaworker: {redact(str(exc), secrets)}", file=sys.stderr)
         return EXIT_USAGE
     except CatalogError as exc:
-        print(f"mediaworker: the catalog is unavailable: {exc}", file=sys.stderr)
+        print(f"mediaworker: the catalog is unavailable: {redact(str(exc), secrets)}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -135,6 +139,25 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("id", help="a job id or an asset id")
     status.add_argument("--json", action="store_true", help="print the job document as JSON on stdout")
     status.set_defaults(handler=_status)
+
+    failed = commands.add_parser("failed", help="the jobs that failed, newest first, with their reasons")
+    failed.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50)")
+    failed.add_argument("--json", action="store_true", help='print {"jobs": [...]} as JSON on stdout')
+    failed.set_defaults(handler=_failed)
+
+    search = commands.add_parser("search", help="find catalog assets by field (tempo, key, class, ISRC, artist…)")
+    search.add_argument("--tempo", type=_tempo_range, metavar="LO-HI",
+                        help="BPM range, e.g. 120-130 (a single BPM matches within 1 BPM)")
+    search.add_argument("--key", type=_pitch_class, help="tonic as 0..11 (0 = C) or a name (A, C#, Bb); -1: no key")
+    search.add_argument("--mode", type=_mode, help="1 or major, 0 or minor")
+    search.add_argument("--class", dest="content_class", choices=("music", "speech", "mixed"))
+    search.add_argument("--isrc", help="an ISRC, with or without hyphens")
+    search.add_argument("--artist", help="any part of the artist's name, ignoring case")
+    search.add_argument("--language", help="an ISO 639 code or English name (en, eng, English)")
+    search.add_argument("--kind", choices=("audio", "video"))
+    search.add_argument("--limit", type=int, default=50, help="at most this many assets (default 50)")
+    search.add_argument("--json", action="store_true", help='print {"assets": [...]} as JSON on stdout')
+    search.set_defaults(handler=_search)
     return parser
 
 
@@ -248,12 +271,107 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED if job.status == "failed" else EXIT_OK
 
 
+def _failed(settings: Settings, args: argparse.Namespace) -> int:
+    """Failed jobs, poison masters among them (``worker_lost``: given up after repeated worker deaths)."""
+    from pipelines.catalog.leases import failed_jobs
+
+    catalog = Catalog.open(settings.catalog_url)
+    try:
+        jobs = failed_jobs(catalog, limit=args.limit)
+    finally:
+        catalog.dispose()
+    rows = [{"job_id": job.id, "asset_id": job.asset_id, "source": job.source_uri, "code": job.error_code,
+             "message": job.error_message, "attempts": job.attempts, "lost_runs": job.lost_runs,
+             "finished_at": job.finished_at.isoformat() if job.finished_at else None} for job in jobs]
+    if args.json:
+        json.dump({"jobs": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    for row in [] if args.json else rows:
+        print(f"{row['finished_at'] or '-'}  {row['job_id']}  {row['asset_id']}  {row['code']}: {row['message']}")
+    return EXIT_OK
+
+
+def _search(settings: Settings, args: argparse.Namespace) -> int:
+    from pipelines.tags import normalise_isrc, normalise_language
+
+    isrc = normalise_isrc(args.isrc) if args.isrc else None
+    language = normalise_language(args.language) if args.language else None
+    if (args.isrc and isrc is None) or (args.language and language is None):
+        bad = f"not an ISRC: {args.isrc!r}" if args.isrc and isrc is None else f"not a language: {args.language!r}"
+        print(f"mediaworker: {bad}", file=sys.stderr)
+        return EXIT_USAGE
+    catalog = Catalog.open(settings.catalog_url)
+    try:
+        assets = catalog.find_assets(
+            tempo=args.tempo, key=args.key, mode=args.mode, content_class=args.content_class, isrc=isrc,
+            artist=args.artist, language=language, kind=args.kind, limit=args.limit,
+        )
+    finally:
+        catalog.dispose()
+    found = [_asset_summary(asset) for asset in assets]
+    if args.json:
+        json.dump({"assets": found}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if not found:
+        print("no asset in the catalog matches")
+    for entry in found:
+        tempo = f"{entry['tempo']:.1f} BPM" if entry["tempo"] is not None else "- BPM"
+        print(f"{entry['asset_id']}  {entry['artist'] or '?'} - {entry['title'] or '?'}  {tempo}"
+              f"  {_key_name(entry['key'], entry['mode'])}  {entry['content_class'] or '-'}  {entry['isrc'] or ''}")
+    return EXIT_OK
+
+
+def _asset_summary(asset: Asset) -> dict[str, Any]:
+    """An asset's queryable fields, as ``search --json`` lists them."""
+    fields = ("kind", "duration_s", "title", "artist", "album", "isrc", "language", "release_date", "tempo", "key",
+              "mode", "content_class", "loudness_lufs", "quality_score", "hls_master", "latest_job_id")
+    return {"asset_id": asset.id, **{name: getattr(asset, name) for name in fields}}
+
+
+def _tempo_range(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition("-")
+    try:
+        bounds = (float(low), float(high)) if sep else (float(low) - 1.0, float(low) + 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a BPM or a BPM range: {text!r}") from None
+    return min(bounds), max(bounds)
+
+
+def _pitch_class(text: str) -> int:
+    from pipelines.key import PITCH_CLASSES
+
+    name = text.strip()
+    if name.lstrip("-").isdigit() and -1 <= int(name) <= 11:
+        return int(name)
+    flats = {f"{PITCH_CLASSES[(i + 1) % 12]}b": i for i in range(12) if "#" in PITCH_CLASSES[i]}
+    names = {pitch.upper(): i for i, pitch in enumerate(PITCH_CLASSES)} | {k.upper(): v for k, v in flats.items()}
+    if name.upper() in names:
+        return names[name.upper()]
+    raise argparse.ArgumentTypeError(f"not a key: {text!r} (0..11, -1, or a name such as A, C#, Bb)")
+
+
+def _mode(text: str) -> int:
+    modes = {"1": 1, "major": 1, "0": 0, "minor": 0}
+    if text.lower() not in modes:
+        raise argparse.ArgumentTypeError(f"not a mode: {text!r} (1 or major, 0 or minor)")
+    return modes[text.lower()]
+
+
+def _key_name(key: int | None, mode: int | None) -> str:
+    from pipelines.key import PITCH_CLASSES
+
+    if key is None or not 0 <= key <= 11:
+        return "no key"
+    return f"{PITCH_CLASSES[key]} {'major' if mode == 1 else 'minor' if mode == 0 else ''}".strip()
+
+
 def _running_document(job: Job) -> dict[str, Any]:
     """What ``status`` shows for a job that has not finished: its state and progress so far."""
     return {
         "asset_id": job.asset_id, "job_id": job.id, "status": job.status, "stage": job.stage,
         "percent": job.percent, "error": None, "probe": None, "hls": None,
-        "features": None, "quality": None, "fingerprint": None, "matches": [],
+        "features": None, "quality": None, "fingerprint": None, "matches": [], "metadata": None,
     }
 
 
