@@ -12,8 +12,10 @@ How each figure is found and how far to trust it (figures from ``bench/features_
   themselves: the beats are tracked at that period, and if the points halfway between them carry attacks
   nearly as strong as the beats and the autocorrelation at half the period is nearly as high
   (``DOUBLE_EVIDENCE``), the beat is taken to be twice as fast — the autocorrelation alone favours slow
-  periods, because a bar repeats as well as a beat does. The other octaves
-  are listed with their autocorrelation strengths.
+  periods, because a bar repeats as well as a beat does. The other octaves are listed with their
+  autocorrelation strengths. The onset strength is a rise in dB, so over silence a quiet attack counts as much
+  as a loud one: quiet off-beat clicks in silence double the tempo, where the same clicks over a music bed
+  30 dB down do not. On the benchmark's MIDI corpus: Accuracy1 0.92, Accuracy2 1.0 (``bench/README.md``).
 - **beats** — Ellis's tracker at that period (tightness 100); within ~2 ms of generated attacks.
 - **time signature** — 3 or 4 beats per bar: whether the beats' accents repeat every 3 beats more than every
   2 or 4; **bars** — the beats that start a bar: the phase of that cycle whose beats are most accented.

@@ -128,6 +128,15 @@ def test_fast_even_clicks_are_read_at_their_own_tempo_not_half() -> None:
     assert any(a.bpm == pytest.approx(86.0, rel=0.02) for a in features.rhythm.alternatives)
 
 
+def test_weak_offbeats_do_not_double_the_tempo() -> None:
+    # 90 BPM beats with clicks 14 dB quieter on the eighths between them, as a hi-hat plays, over a bed of noise
+    # 30 dB down: the beat stays at 90. (In silence a quiet click rises as many dB as a loud one: see rhythm.py.)
+    beats, eighths = click_track(90.0, accent_every=1), click_track(180.0, accent_every=1, seed=1)
+    bed = 0.03 * np.random.default_rng(5).standard_normal(len(beats))
+    features = analyse((beats + 0.2 * eighths + bed).astype(np.float32))
+    assert features.rhythm.tempo_bpm == pytest.approx(90.0, rel=0.02)
+
+
 def test_bars_start_on_the_accented_clicks() -> None:
     features = analyse(click_track(120.0, accent_every=4))
     bars = np.asarray(features.rhythm.bars_s)
