@@ -23,8 +23,11 @@ from pipelines.fingerprint import ITEM_S, Items
 
 _POPCOUNT16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)
 _OFFSET_BIAS = 1 << 31
-_FLIPS = np.concatenate([[0], 1 << np.arange(32, dtype=np.uint64)]).astype(np.uint32)
-"""XOR masks: the item itself, then each single-bit flip of it."""
+_SINGLE = 1 << np.arange(32, dtype=np.uint64)
+_DOUBLE = [a | b for i, a in enumerate(_SINGLE) for b in _SINGLE[i + 1 :]]
+_FLIPS = np.concatenate([[0], _SINGLE, _DOUBLE]).astype(np.uint32)
+"""XOR masks: the item itself, each single-bit flip of it (1..32), then each two-bit flip (33..528)."""
+_PROBES = {0: 1, 1: 33, 2: 529}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,7 +37,8 @@ class MatchPolicy:
     max_postings_per_key: int = 2000
     """Items this common (silence, a held chord across the catalog) say nothing about where a clip is from."""
     lookup_bit_errors: int = 1
-    """Each query item is also looked up with each one of its 32 bits flipped (1), or only as it is (0)."""
+    """Each query item is also looked up with each one of its 32 bits flipped (1), or only as it is (0); 2 (any
+    two bits flipped, 529 probes per item) is what ``find_clip`` tries before the speed grid."""
     min_votes: int = 3
     candidates_per_ratio: int = 8
     good_item_errors: float = 8.0
@@ -110,14 +114,15 @@ class FingerprintIndex:
     def indexed_s(self) -> float:
         return float(len(self.items) * ITEM_S)
 
-    def search(self, query: Items, *, ratios: Sequence[float] = (1.0,), speed: float = 1.0) -> list[Match]:
+    def search(self, query: Items, *, ratios: Sequence[float] = (1.0,), speed: float = 1.0,
+               bit_errors: int | None = None) -> list[Match]:
         """The best match per asset for ``query``, best first, including those under the acceptance score.
 
         ``speed`` is the factor by which the clip was resampled before fingerprinting (``query`` times are
         divided by it to give times in the clip as received).
         """
         query = np.asarray(query, dtype=np.uint32)
-        hits = self._hits(query)
+        hits = self._hits(query, self.policy.lookup_bit_errors if bit_errors is None else bit_errors)
         if hits is None:
             return []
         best: dict[int, Match] = {}
@@ -128,10 +133,12 @@ class FingerprintIndex:
                     best[alignment.asset] = match
         return sorted(best.values(), key=lambda m: m.score, reverse=True)
 
-    def _hits(self, query: Items) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
-        """For every (query item, posting) pair whose items differ in at most ``lookup_bit_errors`` bits: query
+    def _hits(
+        self, query: Items, bit_errors: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+        """For every (query item, posting) pair whose items differ in at most ``bit_errors`` (0..2) bits: query
         index, asset, offset in the asset."""
-        flips = _FLIPS if self.policy.lookup_bit_errors else _FLIPS[:1]
+        flips = _FLIPS[: _PROBES[bit_errors]]
         probes = (query[:, None] ^ flips[None, :]).ravel()
         left = np.searchsorted(self.keys, probes, side="left")
         right = np.searchsorted(self.keys, probes, side="right")

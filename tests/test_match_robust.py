@@ -106,3 +106,23 @@ def test_music_and_speech_not_in_the_catalog_match_nothing(index: FingerprintInd
         for start in np.arange(0.0, len(samples) / MATCH_RATE - length_s, 4.0):
             window = samples[int(start * MATCH_RATE) : int((start + length_s) * MATCH_RATE)]
             assert find_clip(window, index) == [], (source.name, start)
+
+
+@pytest.mark.parametrize("flipped_bits", [1, 2])
+def test_lookup_finds_items_within_its_bit_errors(flipped_bits: int) -> None:
+    """A stretch whose every item has ``flipped_bits`` random bits flipped is found by a lookup that tolerates that
+    many, at its offset, and by none that tolerates fewer."""
+    rng = np.random.default_rng(11)
+    tracks = {f"t{i}": rng.integers(0, 2**32, size=3000, dtype=np.uint32) for i in range(30)}
+    index = FingerprintIndex(tracks.items())
+    stretch = tracks["t21"][1200:1280].copy()
+    for n in range(len(stretch)):
+        for bit in rng.choice(32, size=flipped_bits, replace=False):
+            stretch[n] ^= np.uint32(1 << int(bit))
+    for tolerated in range(3):
+        found = index.search(stretch, bit_errors=tolerated)
+        if tolerated < flipped_bits:
+            assert found == []
+        else:
+            assert found[0].asset_id == "t21" and found[0].asset_offset_s == pytest.approx(1200 * 1365 / 11025)
+            assert found[0].bit_error_rate == pytest.approx(flipped_bits / 32)
