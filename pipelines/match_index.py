@@ -4,7 +4,9 @@ An inverted index over Chromaprint items (each 32-bit item a key, its position a
 numpy arrays — 12 bytes per item, about 0.35 MB per hour of indexed audio. A query looks up every one of its
 items, lets each hit vote for an alignment (asset, offset), and rescores the best alignments by bit error rate
 over the aligned items: the matched region is the longest stretch where the clip and the asset agree, and its
-bit error rate and length make the score.
+bit error rate and length make the score. Each query item is looked up with each of its bits flipped in turn
+too (``MatchPolicy.lookup_bit_errors``): noise flips a few bits of most items, and an item within one bit of
+the asset's still votes, at no cost in index memory.
 
 An alignment may also be searched at a tempo ratio other than 1 (the clip's items spaced ``ratio`` times the
 asset's): that is how a clip whose tempo was changed, or whose pitch was corrected by resampling, still lines
@@ -46,9 +48,11 @@ class MatchPolicy:
     smoothing_items: int = 8
     min_matched_s: float = 2.0
     accept_score: float = 0.35
-    """A clip found at its own speed is a match from this score up."""
+    """A clip found at its own speed within ``lookup_bit_errors`` is a match from this score up. Out-of-catalog
+    10 s clips reached at most 0.24 against a 10,000-track index (``bench/match_bench.py``)."""
     accept_grid_score: float = 0.45
-    """A clip found only at another speed or tempo (``find_clip``'s grid) is a match from this score up."""
+    """A clip found only by the two-bit lookup or at another speed or tempo (``find_clip``'s grid) is a match
+    from this score up: out-of-catalog clips reached 0.32 and 0.35 there, true grid matches 0.61 in 95 %."""
 
 
 @dataclass(frozen=True)

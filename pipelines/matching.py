@@ -7,8 +7,11 @@ each factor of a fine grid (pitch and tempo change together, as in a sped-up edi
 which costs a few milliseconds per factor for a clip of seconds. A pitch-only edit is a resampled one whose
 tempo was put back, so each resampled variant is also voted at the tempo ratio that undoes the resampling's
 time change; a tempo-only edit keeps its pitch, so the unresampled clip is voted at a grid of tempo ratios.
-The plain clip is searched first and the variants only when it finds nothing, so an ordinary query costs one
-lookup.
+The plain clip is searched first (items within one bit), then within two bits, and the variants only when
+neither finds anything, so an ordinary query costs one lookup. The grid stops at the first factor (nearest to 1
+first) that matches, once its two neighbours are scored too: the nearest factor that matches may be a step
+short of the edit's. Whatever the two-bit pass or the grid finds must reach ``MatchPolicy.accept_grid_score``,
+stricter than the plain search's ``accept_score``: they try many more alignments, so chance scores higher there.
 """
 
 from __future__ import annotations
