@@ -445,11 +445,16 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
     else:
         url = request.getfixturevalue("postgres_url")
     opened = Catalog.open(url)
+    _empty(opened)  # the PostgreSQL database is shared by the session: other tests' assets would be found too
     yield opened
-    with opened.engine.begin() as connection:  # the PostgreSQL database is shared by the session
+    _empty(opened)
+    opened.dispose()
+
+
+def _empty(catalog: Catalog) -> None:
+    with catalog.engine.begin() as connection:
         for table in ("renditions", "jobs", "assets"):
             connection.execute(text(f"DELETE FROM {table}"))
-    opened.dispose()
 
 
 def _add(catalog: Catalog, asset_id: str, **fields: Any) -> None:
