@@ -82,6 +82,8 @@ class ProfileResult:
 
 @dataclass(frozen=True, kw_only=True)
 class ScoreReason:
+    """What lowered a 0–100 score, and by how many points: the master's here, a rendition's in video_quality."""
+
     code: str
     penalty: int
     detail: str

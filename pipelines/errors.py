@@ -84,6 +84,25 @@ _OUT_OF_MEMORY = ("Cannot allocate memory", "failed to map segment", "std::bad_a
 _KILLED_BY_SIGNAL = (-6, -9, -11)  # SIGABRT, SIGKILL, SIGSEGV: how allocators and the kernel end a process
 
 
+def blame_master(
+    exc: FFmpegError, *, doing: str, timeout_code: str, failed_code: str, memory_mb: int
+) -> MediaError | FFmpegError:
+    """What an ffmpeg run over a master that the probe accepted means for its job.
+
+    A run that ffmpeg gave up on is the master's fault: ``timeout_code`` past its wall-clock limit,
+    ``resource_limit`` past its memory limit, else ``failed_code`` with ffmpeg's reason. A run that could not
+    start at all is the worker's fault, and ``exc`` itself is returned (``worker_error``, retried).
+    ``doing`` names the run in the message: "the transcode", "the VMAF pass"…
+    """
+    if exc.timed_out:
+        return MediaError(timeout_code, f"{doing} ran past its time limit for a master of this length")
+    if exc.returncode is None:
+        return exc
+    if exc.out_of_memory:
+        return resource_limit_error(exc, memory_mb=memory_mb)
+    return MediaError(failed_code, f"{doing} failed: {exc.reason}")
+
+
 def resource_limit_error(exc: FFmpegError, *, memory_mb: int) -> MediaError:
     """The ``MediaError`` for a subprocess that ran out of its memory limit."""
     return MediaError(

@@ -26,7 +26,7 @@ from pipelines.config import Settings
 from pipelines.cover_art import CoverResult, extract_cover_art
 from pipelines.decode import analysis_format, decode_audio
 from pipelines.delivery import DeliveryReport, delivery_report
-from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError, resource_limit_error
+from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError, blame_master
 from pipelines.features import AudioFeatures, FeatureSink
 from pipelines.fingerprint import Fingerprint, FingerprintSink
 from pipelines.ladder import LadderPolicy, select_ladder
@@ -256,7 +256,9 @@ class _JobRun:
                     on_fraction=advance,
                 )
             except FFmpegError as exc:
-                raise _blame_master(exc, settings) from exc
+                raise blame_master(exc, doing="the transcode (ffmpeg decoding or encoding the master)",
+                                   timeout_code="transcode_timeout", failed_code="decode_failed",
+                                   memory_mb=settings.limits.process_memory_mb) from exc
 
         with tracker.stage("package"):
             measured = [measure_rendition(out_dir, rendition) for rendition in encoded]
@@ -444,17 +446,6 @@ def _published_prefix(catalog: Catalog, asset_id: str) -> str | None:
     job = catalog.get_job(asset.latest_job_id)
     hls = (job.document or {}).get("hls") if job is not None else None
     return hls.get("prefix") if isinstance(hls, dict) else None
-
-
-def _blame_master(exc: FFmpegError, settings: Settings) -> MediaError | FFmpegError:
-    """A transcode that ffmpeg gave up on is the master's fault; one that could not start is the worker's."""
-    if exc.timed_out:
-        return MediaError("transcode_timeout", "the transcode ran past its time limit for a master of this length")
-    if exc.returncode is None:
-        return exc
-    if exc.out_of_memory:
-        return resource_limit_error(exc, memory_mb=settings.limits.process_memory_mb)
-    return MediaError("decode_failed", f"ffmpeg could not decode or encode the master: {exc.reason}")
 
 
 def _fail(

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
-from pipelines.errors import FFmpegError, MediaError, resource_limit_error
+from pipelines.errors import FFmpegError, MediaError, blame_master
 from pipelines.probe import Probe
 from pipelines.runner import run
 from pipelines.sandbox import Sandbox, sandbox_for
@@ -379,18 +379,8 @@ def _run_decode(
     try:
         run(cmd, timeout_s=timeout_s, on_stdout=on_stdout, rlimits=limits.rlimits(), sandbox=sandbox)
     except FFmpegError as exc:
-        error = _media_error(exc, limits)
+        error = blame_master(exc, doing="decoding the video for scene analysis", timeout_code="decode_timeout",
+                             failed_code="decode_failed", memory_mb=limits.process_memory_mb)
         if error is exc:
             raise
         raise error from exc
-
-
-def _media_error(exc: FFmpegError, limits: Limits) -> MediaError | FFmpegError:
-    """A decode that ffmpeg gave up on is the master's fault; one that could not start is the worker's."""
-    if exc.timed_out:
-        return MediaError("decode_timeout", "decoding the video for scene analysis ran past its time limit")
-    if exc.returncode is None:
-        return exc
-    if exc.out_of_memory:
-        return resource_limit_error(exc, memory_mb=limits.process_memory_mb)
-    return MediaError("decode_failed", f"ffmpeg could not decode the video: {exc.reason}")

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits, QualitySettings
-from pipelines.errors import FFmpegError, MediaError, resource_limit_error
+from pipelines.delivery import ScoreReason
+from pipelines.errors import FFmpegError, MediaError, blame_master
 from pipelines.isobmff import count_samples
 from pipelines.package import MeasuredRendition, parse_media_playlist
 from pipelines.probe import Probe
@@ -117,13 +118,6 @@ class SegmentScore:
     def to_document(self) -> dict[str, Any]:
         return {"index": self.index, "start_s": round(self.start_s, 3), "duration_s": round(self.duration_s, 3),
                 "vmaf": _round(self.vmaf), "psnr": _round(self.psnr), "ssim": _round(self.ssim)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScoreReason:
-    code: str
-    penalty: int
-    detail: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -444,16 +438,11 @@ def quality_error(exc: FFmpegError, *, memory_mb: int) -> MediaError | FFmpegErr
     or ``quality_failed`` (with ffmpeg's reason: a libvmaf-less ffmpeg says ``No such filter: 'libvmaf'``).
     An ffmpeg that cannot start at all is the worker's fault and passes through (``worker_error``).
     """
-    if exc.timed_out:
-        return MediaError("quality_timeout", "the VMAF pass ran past its time limit for a master of this length")
-    if exc.returncode is None:
-        return exc
-    if exc.out_of_memory:
-        return resource_limit_error(exc, memory_mb=memory_mb)
-    if "No such filter: 'libvmaf'" in exc.stderr_tail:
+    if exc.returncode is not None and "No such filter: 'libvmaf'" in exc.stderr_tail:
         return MediaError("quality_failed", f"{exc.cmd[0]} has no libvmaf filter: set MEDIAWORKER_VMAF_FFMPEG to an "
                                             "ffmpeg built with libvmaf (the default is imageio-ffmpeg's)")
-    return MediaError("quality_failed", f"the VMAF/PSNR/SSIM pass failed: {exc.reason}")
+    return blame_master(exc, doing="the VMAF/PSNR/SSIM pass", timeout_code="quality_timeout",
+                        failed_code="quality_failed", memory_mb=memory_mb)
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
