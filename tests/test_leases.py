@@ -138,7 +138,7 @@ def test_the_sweeper_requeues_abandoned_jobs_and_gives_up_on_poison(catalog: Cat
     _expire(catalog, "job-2")
     alive = {"alive:2"}.__contains__
     requeued = requeue_abandoned(catalog, max_lost_runs=3, holder_is_alive=alive, alive_grace_s=60)
-    assert requeued == [("job-1", "a1", "s3://masters/a.wav")]  # job-2's holder lives: its retry is coming
+    assert requeued == [("job-1", "a1", "s3://masters/a.wav", None, None)]  # job-2's holder lives: its retry is coming
     job = catalog.get_job("job-1")
     assert job is not None and (job.status, job.lost_runs, job.claimed_by) == ("retrying", 1, None)
     assert _claim(catalog, "job-1", "w:3") == "claimed"

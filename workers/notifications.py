@@ -40,7 +40,7 @@ def handle_bucket_event(app: Celery, body: bytes | str) -> list[str]:
         log.info("bucket event ignored: %s", reason)
     for master in masters:
         enqueue(runtime.catalog, master.job_id, asset_id=master.asset_id, source_uri=master.ref.uri,
-                uploader=master.uploader)
+                uploader=master.uploader, version_id=master.version_id, etag=master.etag)
         kwargs = {"asset_id": master.asset_id, "source": master.ref.uri, "version_id": master.version_id,
                   "etag": master.etag}  # the job processes the announced version, or none
         app.send_task(PROCESS_ASSET, kwargs=kwargs, task_id=master.job_id, queue="transcode")

@@ -28,11 +28,12 @@ def sweep(app: Celery) -> list[str]:
     settings = runtime.settings.worker
     abandoned = requeue_abandoned(runtime.catalog, max_lost_runs=settings.max_lost_runs,
                                   holder_is_alive=holder_is_alive, alive_grace_s=settings.retry_cap_s)
-    for job_id, asset_id, source in abandoned:
-        log.warning("job %s was abandoned by its worker (lease expired): enqueued again", job_id)
-        app.send_task(PROCESS_ASSET, kwargs={"asset_id": asset_id, "source": source}, task_id=job_id,
-                      queue="transcode")
-    return [job_id for job_id, _, _ in abandoned]
+    for job in abandoned:
+        log.warning("job %s was abandoned by its worker (lease expired): enqueued again", job.job_id)
+        kwargs = {"asset_id": job.asset_id, "source": job.source_uri, "version_id": job.version_id,
+                  "etag": job.etag}  # the version its notification announced, as the job row keeps it
+        app.send_task(PROCESS_ASSET, kwargs=kwargs, task_id=job.job_id, queue="transcode")
+    return [job.job_id for job in abandoned]
 
 
 class LeaseSweeper(bootsteps.StartStopStep):

@@ -91,11 +91,14 @@ def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVer
         granted = claim(
             catalog, job_id, asset_id=asset_id, source_uri=source, worker=runtime.worker_id,
             lease_s=settings.lease_s, max_lost_runs=settings.max_lost_runs, holder_is_dead=holder_is_dead,
+            version_id=version.version_id, etag=version.etag,
         )
     except CatalogError as exc:
         raise _retry(task, exc) from exc
     if granted.outcome != "claimed":
         return _not_run(task, runtime, granted)
+    # The job row's version: the one its notification announced, even for a message sent again without it.
+    version = SourceVersion(version_id=granted.source_version_id, etag=granted.source_etag)
 
     last_report = [0.0]
 

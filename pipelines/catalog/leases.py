@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import select
 
@@ -34,6 +34,19 @@ class Claim:
     """For ``busy``: when the current holder's lease runs out (seconds)."""
     other_job_id: str | None = None
     """For ``duplicate``: the live job already processing the same asset and source."""
+    source_version_id: str | None = None
+    source_etag: str | None = None
+    """For ``claimed``: the version of the master the job must process, as its row keeps it (see :func:`enqueue`)."""
+
+
+class Requeued(NamedTuple):
+    """A job :func:`requeue_abandoned` gave back: what its task message must carry again."""
+
+    job_id: str
+    asset_id: str
+    source_uri: str
+    version_id: str | None
+    etag: str | None
 
 
 def claim(
@@ -46,11 +59,16 @@ def claim(
     lease_s: float,
     max_lost_runs: int,
     holder_is_dead: Callable[[str], bool] = lambda _holder: False,
+    version_id: str | None = None,
+    etag: str | None = None,
 ) -> Claim:
-    """Try to take job ``job_id`` for ``worker``, creating its row if the message is the first word of it."""
+    """Try to take job ``job_id`` for ``worker``, creating its row if the message is the first word of it.
+
+    ``version_id`` and ``etag`` are the master's version the message names; a row that has none yet keeps them,
+    and a granted claim answers the row's (a message sent again without them still runs the same version)."""
     now = utcnow()
     with catalog.session() as session:
-        _insert_ignore(session, Job, _queued_row(job_id, asset_id, source_uri, now))
+        _insert_ignore(session, Job, _queued_row(job_id, asset_id, source_uri, now, version_id, etag))
         job = session.scalars(select(Job).where(Job.id == job_id).with_for_update(skip_locked=True)).first()
         if job is None:
             return Claim("busy", job_id, retry_in_s=5.0)  # another worker holds the row lock this very moment
@@ -69,10 +87,14 @@ def claim(
             if job.lost_runs >= max_lost_runs:
                 _give_up_lost(job, now)
                 return Claim("exhausted", job_id)
-        twin = session.scalars(
+        if job.source_version_id is None and job.source_etag is None:
+            job.source_version_id, job.source_etag = version_id, etag
+        twin = session.scalars(  # the same version of the same master: a newer upload is no duplicate
             select(Job.id).where(
                 Job.asset_id == asset_id, Job.source_uri == source_uri, Job.status == "running",
                 Job.lease_expires_at > now, Job.id != job_id,
+                Job.source_version_id.is_not_distinct_from(job.source_version_id),
+                Job.source_etag.is_not_distinct_from(job.source_etag),
             ).limit(1)
         ).first()
         if twin is not None:
@@ -82,7 +104,7 @@ def claim(
         job.attempts += 1
         job.started_at = job.started_at or now
         job.error_code = job.error_message = None
-        return Claim("claimed", job_id)
+        return Claim("claimed", job_id, source_version_id=job.source_version_id, source_etag=job.source_etag)
 
 
 def renew(catalog: Catalog, job_id: str, *, worker: str, lease_s: float) -> Literal["held", "lost", "cancel"]:
@@ -174,21 +196,31 @@ def failed_jobs(catalog: Catalog, *, limit: int = 50) -> list[Job]:
         return jobs
 
 
-def enqueue(catalog: Catalog, job_id: str, *, asset_id: str, source_uri: str, uploader: str | None = None) -> None:
+def enqueue(
+    catalog: Catalog, job_id: str, *, asset_id: str, source_uri: str, uploader: str | None = None,
+    version_id: str | None = None, etag: str | None = None,
+) -> None:
     """Create a queued job row unless the job exists already (a notification delivered twice).
 
     ``uploader`` is the uploader's pseudonym; raises ``ValueError`` for anything else (a clear identity).
+    ``version_id`` and ``etag`` are the master's version its notification announced: the row keeps them, so
+    every run of the job, enqueued again or retried, processes that version.
     """
     if uploader is not None and not is_pseudonym(uploader):
         raise ValueError("a job keeps its uploader only as a pseudonym (hmac-sha256:…)")
     with catalog.session() as session:
-        _insert_ignore(session, Job, {**_queued_row(job_id, asset_id, source_uri, utcnow()), "uploader": uploader})
+        row = _queued_row(job_id, asset_id, source_uri, utcnow(), version_id, etag)
+        _insert_ignore(session, Job, {**row, "uploader": uploader})
 
 
-def _queued_row(job_id: str, asset_id: str, source_uri: str, now: datetime) -> dict[str, Any]:
+def _queued_row(
+    job_id: str, asset_id: str, source_uri: str, now: datetime, version_id: str | None = None,
+    etag: str | None = None,
+) -> dict[str, Any]:
     return {
         "id": job_id, "asset_id": asset_id, "source_uri": source_uri, "status": "queued", "percent": 0.0,
         "attempts": 0, "lost_runs": 0, "cancel_requested": False, "created_at": now,
+        "source_version_id": version_id, "source_etag": etag,
     }
 
 
@@ -198,16 +230,16 @@ def requeue_abandoned(
     max_lost_runs: int,
     holder_is_alive: Callable[[str], bool] = lambda _holder: False,
     alive_grace_s: float = 0.0,
-) -> list[tuple[str, str, str]]:
+) -> list[Requeued]:
     """Jobs left ``running`` under an expired lease — their worker died with them, and their message may not
     come back before the broker's visibility timeout — set to ``retrying`` (or failed as ``worker_lost`` after
-    ``max_lost_runs``); return ``(job_id, asset_id, source_uri)`` of those to enqueue again.
+    ``max_lost_runs``); return those to enqueue again, with the master's version each must process.
 
     A job whose holder is known to be alive (a process of this host, its retry waiting out a database outage
     that stopped its heartbeat) is left to it for ``alive_grace_s`` more — the longest a retry waits — and is
     not counted as a lost run when it is taken back."""
     now = utcnow()
-    requeue: list[tuple[str, str, str]] = []
+    requeue: list[Requeued] = []
     with catalog.session() as session:
         abandoned = session.scalars(
             select(Job).where(Job.status == "running", Job.lease_expires_at < now)
@@ -224,5 +256,5 @@ def requeue_abandoned(
                 _give_up_lost(job, now)
             else:
                 job.status = "retrying"
-                requeue.append((job.id, job.asset_id, job.source_uri))
+                requeue.append(Requeued(job.id, job.asset_id, job.source_uri, job.source_version_id, job.source_etag))
     return requeue

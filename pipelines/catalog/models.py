@@ -82,6 +82,10 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     uploader: Mapped[str | None] = mapped_column(String(80), index=True)
     """Who uploaded the master, as ``hmac-sha256:…`` (``pipelines.privacy.pseudonym``), never in clear."""
+    source_version_id: Mapped[str | None] = mapped_column(String(1024))
+    source_etag: Mapped[str | None] = mapped_column(String(128))
+    """The master's version id and ETag as its upload notification announced them: every run of the job, the
+    first or one enqueued again, processes that version or fails ``source_replaced``."""
     document: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
