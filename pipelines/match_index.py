@@ -53,6 +53,14 @@ class MatchPolicy:
     accept_grid_score: float = 0.45
     """A clip found only by the two-bit lookup or at another speed or tempo (``find_clip``'s grid) is a match
     from this score up: out-of-catalog clips reached 0.32 and 0.35 there, true grid matches 0.61 in 95 %."""
+    short_phases: int = 8
+    """A clip too short for the rescoring (under ``smoothing_items`` items, i.e. under about 3.6 s) is fingerprinted
+    this many times, each time starting a further 1/``short_phases`` of Chromaprint's hop into it, so one of the
+    variants' frames lies within 1/16 hop of the catalog's."""
+    short_spare_bits: int = 2
+    """Such a clip is placed only where *every* one of its ``n`` items is found at one (asset, offset) and the
+    items differ from the asset's in at most ``n - short_spare_bits`` bits in all: 2 items must agree exactly, 3
+    within one bit. Chosen on the bench's out-of-catalog 3 s windows against 10,000 tracks (README)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,35 @@ class FingerprintIndex:
                 match = self._rescore(query, alignment, speed)
                 if match is not None and (alignment.asset not in best or match.score > best[alignment.asset].score):
                     best[alignment.asset] = match
+        return sorted(best.values(), key=lambda m: m.score, reverse=True)
+
+    def place_short(self, query: Items) -> list[Match]:
+        """Where a query of a few items (too few to rescore) lies whole: the alignments at which each of its
+        items is within two bits of the asset's and all of them together within ``short_spare_bits`` fewer bits
+        than there are items; best (fewest bit errors) first, one per asset. Offsets are in ``query``'s time."""
+        query = np.asarray(query, dtype=np.uint32)
+        allowed = len(query) - self.policy.short_spare_bits
+        hits = self._hits(query, 2) if allowed >= 0 else None
+        if hits is None:
+            return []
+        query_index, assets, local = hits
+        n = len(query)  # each (alignment, query item) pair once, however many probes of the item hit there
+        keys = np.unique((assets * (1 << 32) + local - query_index + _OFFSET_BIAS) * n + query_index) // n
+        alignments, items_found = np.unique(keys, return_counts=True)
+        best: dict[int, Match] = {}
+        for key in alignments[items_found == n]:
+            asset, offset = int(key >> 32), int((key & 0xFFFFFFFF) - _OFFSET_BIAS)
+            start = int(self.starts[asset]) + offset
+            xor = query ^ self.items[start : start + n]
+            errors = int(_POPCOUNT16[xor & 0xFFFF].sum() + _POPCOUNT16[xor >> 16].sum())
+            if errors > allowed:
+                continue
+            ber = errors / (32 * n)
+            matched_s = n * ITEM_S
+            match = Match(asset_id=self.asset_ids[asset], score=score(ber, matched_s), query_offset_s=0.0,
+                          asset_offset_s=offset * ITEM_S, matched_s=matched_s, bit_error_rate=ber)
+            if asset not in best or match.score > best[asset].score:
+                best[asset] = match
         return sorted(best.values(), key=lambda m: m.score, reverse=True)
 
     def _hits(

@@ -12,18 +12,19 @@ neither finds anything, so an ordinary query costs one lookup. The grid stops at
 first) that matches, once its two neighbours are scored too: the nearest factor that matches may be a step
 short of the edit's. Whatever the two-bit pass or the grid finds must reach ``MatchPolicy.accept_grid_score``,
 stricter than the plain search's ``accept_score``: they try many more alignments, so chance scores higher there.
+A clip too short for the rescoring (a 3 s clip has 3 items) is placed by :func:`find_short_clip` instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.fingerprint import fingerprint_samples
-from pipelines.match_index import FingerprintIndex, Match, merge
+from pipelines.fingerprint import ITEM_S, fingerprint_samples
+from pipelines.match_index import FingerprintIndex, Match, merge, score
 
 MATCH_RATE = 11025
 """Hz: Chromaprint's own rate; clips are decoded to mono at this rate for matching."""
@@ -60,12 +61,13 @@ def find_clip(
     """The catalog assets a mono clip at ``MATCH_RATE`` matches, best first; ``[]`` when nothing does.
 
     The plain clip is accepted from ``policy.accept_score``; a match found only by the two-bit lookup or the
-    speed and tempo grid, which try many more hypotheses, from ``policy.accept_grid_score``.
+    speed and tempo grid, which try many more hypotheses, from ``policy.accept_grid_score``. A clip too short to
+    rescore (under ``policy.smoothing_items`` items) goes to :func:`find_short_clip` instead: at its own speed only.
     """
     policy = index.policy
     items = fingerprint_samples(samples, rate=MATCH_RATE)
     if len(items) < policy.smoothing_items:
-        return []  # too short for Chromaprint to say anything (under about 3.5 s)
+        return find_short_clip(samples, index, top=top)
     plain = index.search(items)
     if plain and plain[0].score >= policy.accept_score:
         return merge([plain], top=top, accept=policy.accept_score)
@@ -96,6 +98,29 @@ def find_clip(
                     at(round(neighbour, 6))
             break
     return merge(results.values(), top=top, accept=policy.accept_grid_score)
+
+
+def find_short_clip(samples: npt.NDArray[np.float32], index: FingerprintIndex, *, top: int = 5) -> list[Match]:
+    """Where a clip under about 3.6 s lies, from Chromaprint's first few items alone (3 for a 3 s clip).
+
+    The clip's frames rarely start where the catalog's did, and half a hop of misalignment flips several bits of
+    every item; a few items cannot outvote that as a longer clip's rescoring does. So the clip is fingerprinted
+    ``policy.short_phases`` times, each time a further fraction of the hop into it, and each variant is placed
+    by ``FingerprintIndex.place_short`` (every item at one alignment, almost no bit errors). The best placement
+    over the variants wins; its score is recomputed over the audio the items summarise (the clip after the skip).
+    """
+    policy = index.policy
+    hop = round(ITEM_S * MATCH_RATE)
+    best: dict[str, Match] = {}
+    for phase in range(policy.short_phases):
+        skip = round(phase * hop / policy.short_phases)
+        heard_s = (len(samples) - skip) / MATCH_RATE
+        for match in index.place_short(fingerprint_samples(samples[skip:], rate=MATCH_RATE)):
+            placed = replace(match, query_offset_s=skip / MATCH_RATE, matched_s=heard_s,
+                             score=score(match.bit_error_rate, heard_s))
+            if placed.asset_id not in best or placed.score > best[placed.asset_id].score:
+                best[placed.asset_id] = placed
+    return sorted(best.values(), key=lambda m: m.score, reverse=True)[:top]
 
 
 def resample(samples: npt.NDArray[np.float32], factor: float) -> npt.NDArray[np.float32]:

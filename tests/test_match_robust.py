@@ -1,5 +1,5 @@
 """The match stages on real music, below the CLI: clips that Chromaprint's items alone would not place (5 dB of
-pink noise, 5 s excerpts, tempo and pitch edits) are found at the right offset, and music that is not in the
+pink noise, 5 s and 3 s excerpts, tempo and pitch edits) are found at the right offset, and music that is not in the
 catalog is not, also when the whole speed grid is searched."""
 
 from __future__ import annotations
@@ -70,6 +70,16 @@ def test_a_5_s_excerpt_is_found(index: FingerprintIndex, start_s: float) -> None
     assert _start_in_asset(best) == pytest.approx(start_s, abs=0.5)
 
 
+@pytest.mark.parametrize("start_s", [5.5, 9.81, 16.05, 24.6])
+def test_a_3_s_excerpt_is_found_from_its_few_items(index: FingerprintIndex, start_s: float) -> None:
+    """3 s gives Chromaprint 3 items, too few to rescore: the short-clip placement finds it, at the right start."""
+    clip = _decode(DESERT, pre=("-ss", str(start_s), "-t", "3"))
+    assert len(fingerprint_samples(clip, rate=MATCH_RATE)) < index.policy.smoothing_items
+    (best,) = find_clip(clip, index)
+    assert best.asset_id == "desert"
+    assert _start_in_asset(best) == pytest.approx(start_s, abs=0.5)
+
+
 def test_the_single_bit_flips_are_what_finds_a_noisy_clip(index: FingerprintIndex) -> None:
     """The same noisy clip, looked up with exact items only, gets no vote at its true alignment worth scoring."""
     clip = _decode(DESERT, pre=("-ss", "12", "-t", "10"))
@@ -98,7 +108,7 @@ def test_tempo_pitch_and_speed_edits_are_found(index: FingerprintIndex, edit: st
     assert _start_in_asset(best, asset_s_per_clip_s) == pytest.approx(8.0, abs=0.5)
 
 
-@pytest.mark.parametrize("length_s", [5.0, 10.0])
+@pytest.mark.parametrize("length_s", [3.0, 5.0, 10.0])
 def test_music_and_speech_not_in_the_catalog_match_nothing(index: FingerprintIndex, length_s: float) -> None:
     """Every window of a track that is not in the catalog, and of speech: no match, speed grid included."""
     for source in (JUNGLE, SPEECH):
