@@ -21,6 +21,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -118,7 +119,7 @@ def same_music(query: Query, asset_id: str, start_s: float) -> bool:
         return False
     truth, other = ITEMS[query.piece.name], ITEMS[asset_id]
     i0 = round(query.start_s / ITEM_S)
-    ref = truth[i0 : i0 + round((query.spec.length_s or query.piece.duration_s) * query.spec.tf / ITEM_S)]
+    ref = truth[i0 : i0 + items_in((query.spec.length_s or query.piece.duration_s) * query.spec.tf)]
     best = 1.0
     for j in range(round(start_s / ITEM_S) - 4, round(start_s / ITEM_S) + 5):
         n = min(len(ref), len(other) - j)
@@ -126,6 +127,13 @@ def same_music(query: Query, asset_id: str, start_s: float) -> bool:
             xor = ref[:n] ^ other[j : j + n]
             best = min(best, float(np.mean(_POP[xor & 0xFFFF] + _POP[xor >> 16])) / 32)
     return best <= REPEAT_BER
+
+
+@functools.cache
+def items_in(seconds: float) -> int:
+    """How many items Chromaprint gives for ``seconds`` of audio: the reference span a clip's audio covers (10 s
+    give 59 items, 7.3 s apart, as each item sums up the 2.7 s of audio after it)."""
+    return len(fingerprint_samples(np.zeros(round(seconds * MATCH_RATE), dtype=np.float32), rate=MATCH_RATE))
 
 
 def judge(query: Query, matches: list[Match]) -> str:

@@ -7,6 +7,7 @@ the catalog's fingerprints.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 import shutil
 import tempfile
@@ -19,7 +20,8 @@ from pipelines.catalog import Catalog
 from pipelines.config import Settings
 from pipelines.decode import Block, PcmFormat, decode_audio
 from pipelines.errors import MediaError
-from pipelines.match_index import FingerprintIndex, MatchPolicy
+from pipelines.fingerprint import Items
+from pipelines.match_index import ClipIndex, FingerprintIndex, LayeredIndex, MatchPolicy
 from pipelines.matching import MATCH_RATE, find_clip
 from pipelines.probe import probe_file
 from pipelines.storage import Storage, fetch_source
@@ -29,7 +31,58 @@ MAX_CLIP_S = 20 * 60.0
 
 def load_index(catalog: Catalog, *, exclude: str | None = None, policy: MatchPolicy | None = None) -> FingerprintIndex:
     """An index over every fingerprint in the catalog (but ``exclude``'s): deleted assets are simply absent."""
-    rows = catalog.fingerprints(exclude=exclude)
+    return _index(catalog.fingerprints(exclude=exclude), policy)
+
+
+class CatalogIndex:
+    """The catalog's match index as one process holds it, brought up to date before each use.
+
+    A full build reads every fingerprint (at 100,000 tracks, gigabytes), so it happens once; after it, only the
+    fingerprints written since are read, into a small index beside the large one, and those deleted or replaced
+    since are hidden in the large one (``LayeredIndex``). When the small index outgrows ``compact_fraction`` of
+    the large one, or the hidden assets do, the next refresh builds the whole index again. What changed is found
+    by comparing each fingerprint's write time with the one the index holds, a light query that reads no items,
+    run only when the catalog's fingerprint version moved.
+    """
+
+    def __init__(self, catalog: Catalog, *, policy: MatchPolicy | None = None, compact_fraction: float = 0.125
+                 ) -> None:
+        self.catalog, self.policy, self.compact_fraction = catalog, policy, compact_fraction
+        self.full_builds = 0
+        self._version: tuple[int, str] | None = None
+        self._stamps: dict[str, str] = {}  # what the index holds: asset -> its fingerprint's write time
+        self._base = self._recent = _index((), policy)
+        self._recent_items: dict[str, Items] = {}
+        self._hidden: set[str] = set()
+        self._current = LayeredIndex(self._base, self._recent)
+
+    def current(self) -> LayeredIndex:
+        version = self.catalog.fingerprints_version()
+        if version != self._version:
+            self._refresh()
+            self._version = version
+        return self._current
+
+    def _refresh(self) -> None:
+        stamps = self.catalog.fingerprint_stamps()
+        changed = {a for a, stamp in stamps.items() if self._stamps.get(a) != stamp}
+        gone = self._stamps.keys() - stamps.keys()
+        in_base = set(self._base.asset_ids)
+        hidden = self._hidden | ((changed | gone) & in_base)
+        recent_count = len(self._recent_items.keys() - gone - changed) + len(changed)
+        if not self._stamps or max(recent_count, len(hidden)) > self.compact_fraction * max(1, len(in_base)):
+            self._base, self._recent_items, self._hidden = _index(self.catalog.fingerprints(), self.policy), {}, set()
+            self.full_builds += 1
+        else:
+            fresh = {a: np.frombuffer(items, dtype="<u4") for a, items in self.catalog.fingerprints(only=changed)}
+            kept = {a: items for a, items in self._recent_items.items() if a not in gone and a not in changed}
+            self._recent_items, self._hidden = {**kept, **fresh}, hidden
+        self._stamps = stamps
+        self._recent = FingerprintIndex(self._recent_items.items(), policy=self.policy)
+        self._current = LayeredIndex(self._base, self._recent, frozenset(self._hidden))
+
+
+def _index(rows: Iterable[tuple[str, bytes]], policy: MatchPolicy | None) -> FingerprintIndex:
     return FingerprintIndex(((asset_id, np.frombuffer(items, dtype="<u4")) for asset_id, items in rows), policy=policy)
 
 
@@ -48,7 +101,7 @@ class _Collect:
 
 def match_clip(
     settings: Settings, source: str, *, catalog: Catalog, storage: Storage, top: int = 5,
-    index: FingerprintIndex | None = None,
+    index: ClipIndex | None = None,
 ) -> dict[str, Any]:
     """The match document for the clip at ``source`` (a local path or ``s3://bucket/key``).
 

@@ -31,7 +31,7 @@ from pipelines.features import AudioFeatures, FeatureSink
 from pipelines.fingerprint import Fingerprint, FingerprintSink
 from pipelines.ladder import LadderPolicy, select_ladder
 from pipelines.loudness import LoudnessMeter, LoudnessReport
-from pipelines.match_index import Match, merge
+from pipelines.match_index import ClipIndex, Match, merge
 from pipelines.package import (
     MASTER_NAME,
     MeasuredRendition,
@@ -130,6 +130,7 @@ def run_job(
     on_progress: ProgressSink | None = None,
     will_retry: bool = False,
     source_version: SourceVersion | None = None,
+    match_index: Callable[[], ClipIndex] | None = None,
 ) -> JobOutcome:
     """Run the whole job for ``source`` (a local path or ``s3://bucket/key``) and record it in ``catalog``.
 
@@ -137,7 +138,9 @@ def run_job(
     created here. With ``will_retry``, a failure that a retry may cure (storage, worker) leaves the job
     ``retrying`` rather than ``failed``: the caller is about to run it again. Returns the job document whether
     the job succeeded or failed. ``source_version`` is the version of an ``s3://`` master that its upload
-    notification announced: that version is processed, or the job fails ``source_replaced``. Raises only
+    notification announced: that version is processed, or the job fails ``source_replaced``. ``match_index`` gives
+the catalog's match index, current, for the search of the catalog for this master (a worker keeps one, see
+``clip_match.CatalogIndex``); without it the index is loaded from the catalog for this job. Raises only
     ``CatalogError`` when the catalog cannot record the job at all, ``ValueError`` for an invalid ``asset_id``,
     and whatever interrupts the job from outside (a cancel, a time limit) after killing its subprocesses.
     """
@@ -163,7 +166,7 @@ def run_job(
         tracker = _Tracker(catalog, job_id, on_progress)
         tracker.timings["fetch"] = round(time.monotonic() - fetch_started, 3)
         run = _JobRun(settings, storage, catalog, tracker, workspace, asset_id, job_id, digest,
-                      policy or LadderPolicy())
+                      policy or LadderPolicy(), match_index)
         try:
             document = run.process(master)
         except (MediaError, StorageError, FFmpegError) as exc:
@@ -234,6 +237,8 @@ class _JobRun:
     job_id: str
     digest: str
     policy: LadderPolicy
+    match_index: Callable[[], ClipIndex] | None = None
+    """The catalog's index as the caller keeps it (a worker's ``CatalogIndex``); otherwise loaded for the job."""
     probe: Probe | None = None
     fingerprint: Fingerprint | None = None
 
@@ -380,9 +385,10 @@ class _JobRun:
             return _Analysis(record, loudness, qc_report, delivery, spectrogram.finish())
 
     def _find_in_catalog(self, fingerprint: Fingerprint) -> list[Match]:
-        """The catalog assets this master contains or repeats (a re-upload, a sample), best first."""
-        index = load_index(self.catalog, exclude=self.asset_id)
-        return merge([index.search(fingerprint.items)], top=10, accept=index.policy.accept_score)
+        """The catalog assets this master contains or repeats (a re-upload, a sample), best first; not itself."""
+        index = self.match_index() if self.match_index is not None else load_index(self.catalog)
+        found = [m for m in index.search(fingerprint.items) if m.asset_id != self.asset_id]
+        return merge([found], top=10, accept=index.policy.accept_score)
 
     def _publish(self, files: list[tuple[Path, str, str]], prefix: str, advance: Callable[[float], None]) -> None:
         """Upload in publication order; if interrupted, remove what was uploaded (the master was never written)."""

@@ -10,13 +10,15 @@ the asset's still votes, at no cost in index memory.
 
 An alignment may also be searched at a tempo ratio other than 1 (the clip's items spaced ``ratio`` times the
 asset's): that is how a clip whose tempo was changed, or whose pitch was corrected by resampling, still lines
-up. Shards are indexes over disjoint sets of assets; their matches merge by score.
+up. Shards are indexes over disjoint sets of assets; their matches merge by score. A :class:`LayeredIndex` is two
+such shards, a large one and a small one over the assets changed since, which keeps a catalog's index current.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +52,10 @@ class MatchPolicy:
     accept_score: float = 0.35
     """A clip found at its own speed within ``lookup_bit_errors`` is a match from this score up. Out-of-catalog
     10 s clips reached at most 0.24 against a 10,000-track index (``bench/match_bench.py``)."""
+    sure_score: float = 0.6
+    """A plain match from this score up is answered at once. Under it, ``find_clip`` also tries the two-bit lookup
+    and the clip with its noise floor taken out, and answers the best of the three: a noisy clip's plain answer
+    was at times a near-repeat of the music (a loop's variation) that its true place beats in the deeper search."""
     accept_grid_score: float = 0.45
     """A clip found only by the two-bit lookup or at another speed or tempo (``find_clip``'s grid) is a match
     from this score up: out-of-catalog clips reached 0.32 and 0.35 there, true grid matches 0.61 in 95 %."""
@@ -143,7 +149,7 @@ class FingerprintIndex:
                 match = self._rescore(query, alignment, speed)
                 if match is not None and (alignment.asset not in best or match.score > best[alignment.asset].score):
                     best[alignment.asset] = match
-        return sorted(best.values(), key=lambda m: m.score, reverse=True)
+        return best_first(best.values())
 
     def place_short(self, query: Items) -> list[Match]:
         """Where a query of a few items (too few to rescore) lies whole: the alignments at which each of its
@@ -172,7 +178,7 @@ class FingerprintIndex:
                           asset_offset_s=offset * ITEM_S, matched_s=matched_s, bit_error_rate=ber)
             if asset not in best or match.score > best[asset].score:
                 best[asset] = match
-        return sorted(best.values(), key=lambda m: m.score, reverse=True)
+        return best_first(best.values())
 
     def _hits(
         self, query: Items, bit_errors: int
@@ -249,6 +255,45 @@ class FingerprintIndex:
         )
 
 
+class ClipIndex(Protocol):
+    """What the clip search needs of an index: :class:`FingerprintIndex`, or :class:`LayeredIndex` over several."""
+
+    policy: MatchPolicy
+
+    def search(self, query: Items, *, ratios: Sequence[float] = (1.0,), speed: float = 1.0,
+               bit_errors: int | None = None) -> list[Match]: ...
+
+    def place_short(self, query: Items) -> list[Match]: ...
+
+
+class LayeredIndex:
+    """A large index, a small one over the assets added or replaced since it was built, and the large one's assets
+    that were deleted or replaced since (``hidden``): the catalog's index kept current without rebuilding the
+    large one for every change. Each layer answers with its best match per asset; the hidden assets' answers are
+    dropped, and the layers merge by score (they hold disjoint assets once the hidden ones are dropped).
+    """
+
+    def __init__(self, base: FingerprintIndex, recent: FingerprintIndex, hidden: frozenset[str] = frozenset()) -> None:
+        self.base, self.recent, self.hidden = base, recent, hidden
+        self.policy = base.policy
+
+    def __len__(self) -> int:
+        return len(self.base) - len(self.hidden) + len(self.recent)
+
+    def search(self, query: Items, *, ratios: Sequence[float] = (1.0,), speed: float = 1.0,
+               bit_errors: int | None = None) -> list[Match]:
+        return self._merge(layer.search(query, ratios=ratios, speed=speed, bit_errors=bit_errors)
+                           for layer in (self.base, self.recent))
+
+    def place_short(self, query: Items) -> list[Match]:
+        return self._merge(layer.place_short(query) for layer in (self.base, self.recent))
+
+    def _merge(self, answers: Iterable[list[Match]]) -> list[Match]:
+        base, recent = answers
+        kept = [m for m in base if m.asset_id not in self.hidden] + recent
+        return best_first(kept)
+
+
 def score(bit_error_rate: float, matched_s: float) -> float:
     """0..1: agreement (a bit error rate of 0 scores 1; 0.35, about what unrelated music reaches, scores 0)
     times confidence in the length of the region (a 3 s region counts about two thirds, 10 s nearly fully)."""
@@ -263,7 +308,12 @@ def merge(results: Iterable[Sequence[Match]], *, top: int, accept: float) -> lis
         for match in matches:
             if match.score >= accept and (match.asset_id not in best or match.score > best[match.asset_id].score):
                 best[match.asset_id] = match
-    return sorted(best.values(), key=lambda m: m.score, reverse=True)[:top]
+    return best_first(best.values())[:top]
+
+
+def best_first(matches: Iterable[Match]) -> list[Match]:
+    """Highest score first; equal scores by asset id, so that every index over the same assets answers alike."""
+    return sorted(matches, key=lambda m: (-m.score, m.asset_id))
 
 
 def _longest_run(mask: npt.NDArray[np.bool_]) -> tuple[int, int]:

@@ -12,6 +12,9 @@ import sys
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+
+from pipelines.catalog import Catalog
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "media_fixtures"
@@ -114,6 +117,26 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    """An empty catalog on each of its databases."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    opened = Catalog.open(url)
+    _empty(opened)  # the PostgreSQL database is shared by the session: other tests' rows would be found too
+    yield opened
+    _empty(opened)
+    opened.dispose()
+
+
+def _empty(catalog: Catalog) -> None:
+    with catalog.engine.begin() as connection:  # fingerprints and matches go with their assets (ON DELETE CASCADE)
+        for table in ("renditions", "jobs", "assets"):
+            connection.execute(text(f"DELETE FROM {table}"))
 
 
 @pytest.fixture(scope="session")

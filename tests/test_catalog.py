@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from pipelines.catalog import Catalog, validate_asset_id
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    opened = Catalog.open(url)
-    yield opened
-    with opened.engine.begin() as connection:  # the PostgreSQL database is shared by the session
-        for table in ("renditions", "jobs", "assets"):
-            connection.execute(text(f"DELETE FROM {table}"))
-    opened.dispose()
 
 
 def _asset(master: str) -> dict[str, Any]:

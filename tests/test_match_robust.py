@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.fingerprint import FingerprintSink, fingerprint_samples
 from pipelines.match_index import FingerprintIndex, Match, MatchPolicy
-from pipelines.matching import MATCH_RATE, find_clip
+from pipelines.matching import MATCH_RATE, find_clip, suppress_noise
 from tests.conftest import FIXTURES
 
 DESERT = FIXTURES / "music_hyperrogue_desert_30s.ogg"
@@ -90,6 +90,25 @@ def test_the_single_bit_flips_are_what_finds_a_noisy_clip(index: FingerprintInde
     tolerant = index.search(items)
     assert tolerant and tolerant[0].asset_id == "desert"
     assert not [m for m in exact.search(items) if m.asset_id == "desert" and abs(_start_in_asset(m) - 12) < 0.5]
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 5.0])
+def test_subtracting_the_noise_floor_brings_a_noisy_clip_nearer_its_clean_self(snr_db: float) -> None:
+    """Against the clean excerpt's items at the same place, the noisy clip's items with the floor subtracted have
+    fewer bit errors than the noisy clip's own; a clean clip is left nearly as it was."""
+    clip = _decode(DESERT, pre=("-ss", "12", "-t", "10"))
+    noise = _decode("anoisesrc=color=pink:amplitude=0.1:seed=5:duration=10", pre=("-f", "lavfi"))[: len(clip)]
+    noisy = (clip + noise * np.float32(_rms(clip) / 10 ** (snr_db / 20) / _rms(noise))).astype(np.float32)
+    clean_items = fingerprint_samples(clip, rate=MATCH_RATE)
+
+    def errors(samples: npt.NDArray[np.float32]) -> float:
+        items = fingerprint_samples(samples, rate=MATCH_RATE)
+        return float(np.mean([bin(int(a) ^ int(b)).count("1") for a, b in zip(items, clean_items, strict=True)]))
+
+    before, after = errors(noisy), errors(suppress_noise(noisy))
+    assert after < 0.8 * before, (before, after)  # bit errors per item (of 32)
+    assert errors(suppress_noise(clip)) < 4.0
+    assert len(suppress_noise(noisy)) == len(noisy)
 
 
 def _split(index: FingerprintIndex) -> list[npt.NDArray[np.uint32]]:

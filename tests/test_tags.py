@@ -3,14 +3,12 @@ fields stored in the catalog and found again by ``mediaworker search``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import json
 from pathlib import Path
 import time
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from pipelines.catalog import Catalog
 from pipelines.config import Limits
@@ -436,25 +434,6 @@ def test_a_job_records_metadata_chapters_and_publishes_the_cover(
     human = cli("search", "--artist", "beyonc")
     assert human.returncode == 0 and "book-1" in human.stdout and "GBAAA1900042" in human.stdout
     assert cli("search", "--isrc", "nonsense").returncode == 1
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    opened = Catalog.open(url)
-    _empty(opened)  # the PostgreSQL database is shared by the session: other tests' assets would be found too
-    yield opened
-    _empty(opened)
-    opened.dispose()
-
-
-def _empty(catalog: Catalog) -> None:
-    with catalog.engine.begin() as connection:
-        for table in ("renditions", "jobs", "assets"):
-            connection.execute(text(f"DELETE FROM {table}"))
 
 
 def _add(catalog: Catalog, asset_id: str, **fields: Any) -> None:

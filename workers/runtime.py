@@ -6,9 +6,9 @@ import os
 import socket
 
 from pipelines.catalog import Catalog
-from pipelines.clip_match import load_index
+from pipelines.clip_match import CatalogIndex
 from pipelines.config import Settings
-from pipelines.match_index import FingerprintIndex
+from pipelines.match_index import LayeredIndex
 from pipelines.runner import process_is_gone
 from pipelines.s3storage import S3Storage
 from pipelines.storage import LocalStorage, Storage
@@ -32,14 +32,14 @@ class WorkerRuntime:
         self.settings = settings
         self._catalog: Catalog | None = None
         self._storage: Storage | None = None
-        self._index: tuple[tuple[int, str], FingerprintIndex] | None = None
+        self._index: CatalogIndex | None = None
 
-    def match_index(self) -> FingerprintIndex:
-        """The catalog's fingerprint index, rebuilt only when fingerprints were added, replaced or deleted."""
-        version = self.catalog.fingerprints_version()
-        if self._index is None or self._index[0] != version:
-            self._index = (version, load_index(self.catalog))
-        return self._index[1]
+    def match_index(self) -> LayeredIndex:
+        """The catalog's fingerprint index, brought up to date with the fingerprints added, replaced or deleted
+        since its last use (``CatalogIndex``): built whole once per process, then only what changed is read."""
+        if self._index is None:
+            self._index = CatalogIndex(self.catalog)
+        return self._index.current()
 
     @property
     def catalog(self) -> Catalog:

@@ -117,7 +117,8 @@ def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVer
         with held_lease(catalog, job_id, worker=runtime.worker_id, lease_s=settings.lease_s):
             outcome = run_job(runtime.settings, source=source, catalog=catalog, storage=runtime.storage,
                               asset_id=asset_id, job_id=job_id, on_progress=report,
-                              will_retry=task.request.retries < settings.max_retries, source_version=version)
+                              will_retry=task.request.retries < settings.max_retries, source_version=version,
+                              match_index=runtime.match_index)
     except JobInterrupted as exc:
         if exc.reason == "cancelled":
             mark_cancelled(catalog, job_id)

@@ -6,7 +6,7 @@ its results instead of adding rows. Database failures surface as ``CatalogError`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -146,14 +146,26 @@ class Catalog:
         with self.session() as session:
             return session.get(Asset, asset_id)
 
-    def fingerprints(self, *, exclude: str | None = None) -> Iterator[tuple[str, bytes]]:
-        """Every asset's fingerprint items (raw little-endian uint32 bytes), streamed in batches."""
+    def fingerprints(self, *, exclude: str | None = None, only: Collection[str] | None = None
+                     ) -> Iterator[tuple[str, bytes]]:
+        """Every asset's fingerprint items (raw little-endian uint32 bytes), or ``only`` those assets', streamed
+        in batches."""
         query = select(FingerprintRow.asset_id, FingerprintRow.items).order_by(FingerprintRow.asset_id)
         if exclude is not None:
             query = query.where(FingerprintRow.asset_id != exclude)
+        wanted = sorted(only) if only is not None else [None]
         with self.session() as session:
-            for row in session.execute(query.execution_options(yield_per=500)):
-                yield row.asset_id, row.items
+            for at in range(0, len(wanted), 500):  # a bounded IN list per query
+                batch = query if only is None else query.where(FingerprintRow.asset_id.in_(wanted[at : at + 500]))
+                for row in session.execute(batch.execution_options(yield_per=500)):
+                    yield row.asset_id, row.items
+
+    def fingerprint_stamps(self) -> dict[str, str]:
+        """When each asset's fingerprint was last written, by asset: what an index in memory compares to know
+        which fingerprints it lacks, holds stale, or holds for a deleted asset, without reading the items."""
+        with self.session() as session:
+            rows = session.execute(select(FingerprintRow.asset_id, FingerprintRow.updated_at))
+            return {row.asset_id: str(row.updated_at) for row in rows}
 
     def fingerprints_version(self) -> tuple[int, str]:
         """Changes whenever a fingerprint is added, replaced or deleted: when a cached index is stale."""

@@ -1,0 +1,106 @@
+"""The match index a worker keeps: built whole once, then brought up to date with only what the catalog changed.
+
+Real fingerprints (the fixture tracks through Chromaprint) in a real catalog on SQLite and PostgreSQL. After each
+change the kept index must answer exactly as an index loaded afresh from the catalog would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import subprocess
+
+import numpy as np
+import pytest
+
+from pipelines.catalog import Catalog
+from pipelines.clip_match import CatalogIndex, load_index
+from pipelines.fingerprint import Items, fingerprint_samples
+from pipelines.match_index import Match
+from pipelines.matching import MATCH_RATE, find_clip
+from tests.conftest import FIXTURES
+
+TRACKS = {"desert": "music_hyperrogue_desert_30s.ogg", "crossroads": "music_hyperrogue_20s.ogg",
+          "jungle": "music_hyperrogue_jungle_30s.ogg"}
+
+
+def _samples(name: str) -> np.ndarray:
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(FIXTURES / TRACKS[name]), "-ac", "1", "-ar",
+                          str(MATCH_RATE), "-f", "f32le", "-"], capture_output=True, check=True, timeout=60).stdout
+    return np.frombuffer(out, dtype="<f4")
+
+
+@pytest.fixture(scope="module")
+def audio() -> dict[str, np.ndarray]:
+    return {name: _samples(name) for name in TRACKS}
+
+
+def _clip(audio: dict[str, np.ndarray], name: str) -> np.ndarray:
+    return audio[name][5 * MATCH_RATE : 13 * MATCH_RATE]  # 8 s from 5 s in
+
+
+def _record(catalog: Catalog, asset_id: str, items: Items) -> None:
+    job_id = catalog.create_job(asset_id=asset_id, source_uri=f"s3://masters/{asset_id}.ogg")
+    catalog.start_job(job_id)
+    asset = {"source_uri": f"s3://masters/{asset_id}.ogg", "content_sha256": "0" * 64, "kind": "audio",
+             "duration_s": 30.0, "container": "ogg", "hls_master": f"{asset_id}/master.m3u8", "probe": {}}
+    catalog.complete_job(job_id, asset=asset, renditions=[], document={"status": "succeeded"},
+                         fingerprint=(items.astype("<u4").tobytes(), 30.0, len(items)))
+
+
+def _found(matches: list[Match]) -> list[tuple[str, float]]:
+    return [(m.asset_id, round(m.asset_offset_s - m.query_offset_s, 1)) for m in matches]
+
+
+def test_the_kept_index_follows_additions_replacements_and_deletions(
+    catalog: Catalog, audio: dict[str, np.ndarray]
+) -> None:
+    items = {name: fingerprint_samples(samples, rate=MATCH_RATE) for name, samples in audio.items()}
+    clips = {name: _clip(audio, name) for name in TRACKS}
+    for asset_id in ("desert", "crossroads"):
+        _record(catalog, asset_id, items[asset_id])
+    kept = CatalogIndex(catalog, compact_fraction=1.0)  # changes up to the size of the large index stay beside it
+
+    def answers() -> dict[str, list[tuple[str, float]]]:
+        """What the kept index finds for each clip, checked against an index loaded afresh from the catalog."""
+        current, fresh = kept.current(), load_index(catalog)
+        found = {name: _found(find_clip(clip, current)) for name, clip in clips.items()}
+        assert found == {name: _found(find_clip(clip, fresh)) for name, clip in clips.items()}
+        return found
+
+    assert answers() == {"desert": [("desert", 5.0)], "crossroads": [("crossroads", 5.0)], "jungle": []}
+    assert kept.full_builds == 1
+    assert kept.current() is kept.current()  # nothing changed: not even the small index is rebuilt
+
+    _record(catalog, "jungle", items["jungle"])  # a new asset
+    assert answers()["jungle"] == [("jungle", 5.0)]
+    _record(catalog, "desert", items["crossroads"])  # an asset processed again, and its audio is now another's
+    assert answers() == {"desert": [], "crossroads": [("crossroads", 5.0), ("desert", 5.0)],
+                         "jungle": [("jungle", 5.0)]}
+    assert catalog.delete_asset("crossroads") is not None  # deleted
+    assert answers()["crossroads"] == [("desert", 5.0)]
+    assert kept.full_builds == 1  # all of it without reading the large index again
+    layered = kept.current()
+    assert set(layered.base.asset_ids) == {"desert", "crossroads"} and layered.hidden == {"desert", "crossroads"}
+    assert set(layered.recent.asset_ids) == {"jungle", "desert"} and len(layered) == 2
+
+
+def test_the_kept_index_is_built_again_when_the_changes_outgrow_it(
+    catalog: Catalog, audio: dict[str, np.ndarray]
+) -> None:
+    items = {name: fingerprint_samples(samples, rate=MATCH_RATE) for name, samples in audio.items()}
+    _record(catalog, "desert", items["desert"])
+    kept = CatalogIndex(catalog, compact_fraction=1.0)
+    assert len(kept.current()) == 1 and kept.full_builds == 1
+    _record(catalog, "jungle", items["jungle"])  # one change beside one asset: within the fraction
+    assert kept.full_builds == 1 and len(kept.current().recent) == 1
+    _record(catalog, "crossroads", items["crossroads"])  # two changes beside one asset: past it
+    current = kept.current()
+    assert kept.full_builds == 2
+    assert set(current.base.asset_ids) == {"desert", "jungle", "crossroads"} and len(current.recent) == 0
+    assert _found(find_clip(_clip(audio, "crossroads"), current)) == [("crossroads", 5.0)]
+
+
+def test_an_empty_catalog_gives_an_empty_index(catalog: Catalog, tmp_path: Path) -> None:
+    kept = CatalogIndex(catalog)
+    assert len(kept.current()) == 0
+    assert find_clip(np.zeros(8 * MATCH_RATE, dtype=np.float32), kept.current()) == []
