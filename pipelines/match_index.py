@@ -236,16 +236,26 @@ class FingerprintIndex:
         errors = (_POPCOUNT16[xor & 0xFFFF] + _POPCOUNT16[xor >> 16]).astype(np.float64)
         window = np.ones(self.policy.smoothing_items) / self.policy.smoothing_items
         smoothed = np.convolve(errors, window, mode="same")
-        first, last = _longest_run(smoothed < self.policy.good_item_errors)
-        if last < first:
+
+        def scored(region: tuple[int, int]) -> tuple[float, float, float]:
+            """Score, bit error rate and clip seconds of the aligned items ``first..last``."""
+            first, last = region
+            ber = float(errors[first : last + 1].mean() / 32)
+            seconds = (int(q_index[last]) - int(q_index[first]) + 1) * ITEM_S / speed
+            return score(ber, seconds), ber, seconds
+
+        # The region is the longest stretch that agrees, or the whole overlap if that scores higher: under heavy
+        # noise the items agree only on average, and a few bad ones break every stretch short.
+        run = _longest_run(smoothed < self.policy.good_item_errors)
+        regions = [run, (0, len(errors) - 1)] if run[1] >= run[0] else [(0, len(errors) - 1)]
+        first, last = max(regions, key=lambda region: scored(region)[0])
+        match_score, ber, matched_s = scored((first, last))
+        if match_score <= 0.0:
             return None
-        region = errors[first : last + 1]
-        ber = float(region.mean() / 32)
-        q0, q1 = int(q_index[first]), int(q_index[last])
-        matched_s = (q1 - q0 + 1) * ITEM_S / speed
+        q0 = int(q_index[first])
         return Match(
             asset_id=self.asset_ids[alignment.asset],
-            score=score(ber, matched_s),
+            score=match_score,
             query_offset_s=q0 * ITEM_S / speed,
             asset_offset_s=float(positions[q0] * ITEM_S),
             matched_s=matched_s,

@@ -11,8 +11,9 @@ The plain clip is searched first (items within one bit); unless that answer is s
 again within two bits, as it is and with its noise floor subtracted (:func:`suppress_noise`), and the best answer
 of the three wins; the variants run only when none finds anything, so an ordinary query costs one lookup.
 The grid stops at the first factor (nearest to 1 first) that matches, once its two neighbours are scored too:
-the nearest factor that matches may be a step short of the edit's. Whatever the two-bit passes or the grid finds must reach ``MatchPolicy.accept_grid_score``,
-stricter than the plain search's ``accept_score``: they try many more alignments, so chance scores higher there.
+the nearest factor that matches may be a step short of the edit's. Whatever the two-bit passes or the grid
+finds must reach ``MatchPolicy.accept_grid_score``, stricter than the plain search's ``accept_score``: they try
+many more alignments, so chance scores higher there.
 A clip too short for the rescoring (a 3 s clip has 3 items) is placed by :func:`find_short_clip` instead.
 """
 

@@ -127,6 +127,24 @@ def test_index_search_on_synthetic_items() -> None:
     assert index.nbytes / index.indexed_s * 3600 < 0.5e6  # under 0.5 MB per hour of audio
 
 
+def test_a_clip_that_agrees_only_on_average_is_scored_over_its_whole_overlap() -> None:
+    """Every third item exact, the others 12 bits off: no stretch of 8 items agrees (under 8 bits on average), so
+    the longest agreeing run is a single item; the whole overlap (a bit error rate of 0.25) scores higher."""
+    rng = np.random.default_rng(11)
+    tracks = {f"t{i}": rng.integers(0, 2**32, size=2000, dtype=np.uint32) for i in range(5)}
+    index = FingerprintIndex(tracks.items())
+    query = tracks["t2"][700:780].copy()
+    for i in range(len(query)):
+        if i % 3:
+            for bit in rng.choice(32, size=12, replace=False):
+                query[i] ^= np.uint32(1 << int(bit))
+    (best,) = index.search(query)
+    assert best.asset_id == "t2" and best.asset_offset_s == pytest.approx(700 * 1365 / 11025)
+    assert best.bit_error_rate == pytest.approx((12 * 53) / (32 * 80))  # 53 of the 80 items carry 12 errors each
+    assert best.matched_s == pytest.approx(80 * 1365 / 11025)
+    assert best.score == pytest.approx(score(best.bit_error_rate, best.matched_s))
+
+
 def test_speed_search_grid_and_resampling() -> None:
     search = SpeedSearch(max_change=0.01, speed_step=0.005, tempo_step=0.01)
     assert search.speed_factors() == [1.005, 0.995, 1.01, 0.99]
