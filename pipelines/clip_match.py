@@ -29,9 +29,9 @@ from pipelines.storage import Storage, fetch_source
 MAX_CLIP_S = 20 * 60.0
 
 
-def load_index(catalog: Catalog, *, exclude: str | None = None, policy: MatchPolicy | None = None) -> FingerprintIndex:
-    """An index over every fingerprint in the catalog (but ``exclude``'s): deleted assets are simply absent."""
-    return _index(catalog.fingerprints(exclude=exclude), policy)
+def load_index(catalog: Catalog, *, policy: MatchPolicy | None = None) -> FingerprintIndex:
+    """An index over every fingerprint in the catalog, read afresh: deleted assets are simply absent."""
+    return _index(catalog.fingerprints(), policy)
 
 
 class CatalogIndex:

@@ -146,13 +146,10 @@ class Catalog:
         with self.session() as session:
             return session.get(Asset, asset_id)
 
-    def fingerprints(self, *, exclude: str | None = None, only: Collection[str] | None = None
-                     ) -> Iterator[tuple[str, bytes]]:
+    def fingerprints(self, *, only: Collection[str] | None = None) -> Iterator[tuple[str, bytes]]:
         """Every asset's fingerprint items (raw little-endian uint32 bytes), or ``only`` those assets', streamed
         in batches."""
         query = select(FingerprintRow.asset_id, FingerprintRow.items).order_by(FingerprintRow.asset_id)
-        if exclude is not None:
-            query = query.where(FingerprintRow.asset_id != exclude)
         wanted = sorted(only) if only is not None else [None]
         with self.session() as session:
             for at in range(0, len(wanted), 500):  # a bounded IN list per query
