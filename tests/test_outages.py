@@ -1,6 +1,6 @@
 """Long outages in the distributed mode, each on a server of the test's own so that nothing else on this machine
-notices: the S3 server and PostgreSQL each unavailable for 30 s in the middle of a job, and the broker (Redis)
-restarted with jobs in flight and queued.
+notices: the S3 server and PostgreSQL each unavailable for 30 s in the middle of a job, and the broker (Redis, and
+RabbitMQ) restarted with jobs in flight and queued.
 
 ``tests/test_faults.py`` has the short versions (S3 down ~10 s, PostgreSQL restarted for 3 s, on the shared
 servers); a 30 s outage outlasts the default retry schedule's early backoffs, so these workers retry up to 20
@@ -13,12 +13,14 @@ from collections.abc import Iterator
 import os
 from pathlib import Path
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from typing import Any
 import uuid
 
+import kombu
 import pytest
 import redis
 from sqlalchemy import func, select
@@ -83,6 +85,62 @@ class PrivateRedis:
             self.proc = None
 
 
+class PrivateRabbit:
+    """A RabbitMQ node of this test's own (its own node name, ports and database folder), stopped and started
+    again at will. Celery declares its queues durable and sends its messages persistent, so a restart keeps what
+    was queued, as with the production broker."""
+
+    SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")  # /usr/sbin's wrapper would run it as user rabbitmq
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port, self.dist_port = _free_port(), _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def start(self) -> None:
+        if not self.SERVER.exists():
+            pytest.skip("needs RabbitMQ's server")
+        self.folder.mkdir(exist_ok=True)
+        (self.folder / "enabled_plugins").write_text("[].\n")
+        env = {**os.environ, "HOME": str(self.folder), "RABBITMQ_NODENAME": f"mwoutage{os.getpid()}@localhost",
+               "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),
+               "RABBITMQ_DIST_PORT": str(self.dist_port), "RABBITMQ_MNESIA_BASE": str(self.folder / "mnesia"),
+               "RABBITMQ_LOG_BASE": str(self.folder / "log"), "RABBITMQ_CONFIG_FILE": str(self.folder / "none"),
+               "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.folder / "enabled_plugins")}
+        with open(self.folder / "rabbitmq.out", "ab") as log:
+            self.proc = subprocess.Popen([str(self.SERVER)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+
+        def answers() -> bool:
+            try:
+                with kombu.Connection(self.url, connect_timeout=1) as connection:
+                    connection.connect()
+                    return bool(connection.connected)
+            except OSError:
+                return False
+
+        wait_for(answers, 90, what=f"RabbitMQ on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the Erlang VM shuts down cleanly on SIGTERM
+            self.proc.wait(timeout=60)
+            self.proc = None
+            wait_for(lambda: not _listening(self.port), 60, what=f"RabbitMQ to leave port {self.port}")
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 class PrivateCluster:
     """A PostgreSQL cluster of this test's own (``pg_createcluster``), stopped and started at will."""
 
@@ -127,9 +185,9 @@ def _system(tmp_path: Path, *, broker: str, catalog_url: str, s3: Any) -> System
     return System(broker, env, Catalog.open(catalog_url), s3, tmp_path / "logs")
 
 
-@pytest.fixture
-def redis_broker(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "redis")
+@pytest.fixture(params=["redis", "rabbitmq"])
+def own_broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PrivateRedis | PrivateRabbit]:
+    server = PrivateRedis(tmp_path / "redis") if request.param == "redis" else PrivateRabbit(tmp_path / "rabbitmq")
     server.start()
     try:
         yield server
@@ -237,13 +295,14 @@ def test_postgresql_down_30_s_mid_transcode(
 
 
 def test_the_broker_restarted_with_jobs_in_flight_and_queued(
-    postgres_url: str, s3_server: Any, redis_broker: PrivateRedis, tmp_path: Path
+    postgres_url: str, s3_server: Any, own_broker: PrivateRedis | PrivateRabbit, tmp_path: Path
 ) -> None:
-    """Fifty jobs on two workers; the broker is stopped while a job runs and dozens wait in its queue, and
-    started again five seconds later. Every job ends succeeded, each run exactly once (one claim, one ladder):
-    the jobs in flight carry on (their progress reports to the result backend, the same Redis, fail and are
-    only logged), and the queued messages survive in the broker's append-only file."""
-    system = _system(tmp_path, broker=redis_broker.url, catalog_url=postgres_url, s3=s3_server)
+    """Fifty jobs on two workers; the broker (Redis, or RabbitMQ as in production) is stopped while a job runs
+    and dozens wait in its queue, and started again five seconds later. Every job ends succeeded, each run
+    exactly once (one claim, one ladder): the jobs in flight carry on (their progress reports to the result
+    backend, the same broker, fail and are only logged), and the queued messages survive in Redis's append-only
+    file or RabbitMQ's durable queues."""
+    system = _system(tmp_path, broker=own_broker.url, catalog_url=postgres_url, s3=s3_server)
     tone = make_media(tmp_path / "tone.flac", "-f", "lavfi", "-i", "sine=frequency=500:duration=2")
     source = system.upload(tone, f"{uuid.uuid4()}/tone.flac")
     try:
@@ -257,9 +316,9 @@ def test_the_broker_restarted_with_jobs_in_flight_and_queued(
                 unclaimed = sum(1 for j in states if j is None)  # a job's row is made by its first claim
                 return done >= 4 and running >= 1 and unclaimed >= 10
             wait_for(in_flight_and_queued, 300, what="jobs done, in flight and queued", on_timeout=first.tail)
-            redis_broker.stop()
+            own_broker.stop()
             time.sleep(5)
-            redis_broker.start()
+            own_broker.start()
             done = [_wait_final(system, job_id, 900, first, second) for job_id, _ in jobs]
         lost = [job.id for job in done if job.status != "succeeded"]
         assert lost == [], [(j.id, j.status, j.error_code) for j in done if j.status != "succeeded"]
