@@ -80,7 +80,12 @@ class FFmpegError(MediaWorkerError):
         return chosen[:300]
 
 
-_OUT_OF_MEMORY = ("Cannot allocate memory", "failed to map segment", "std::bad_alloc", "Out of memory")
+_OUT_OF_MEMORY = (
+    "Cannot allocate memory", "failed to map segment", "std::bad_alloc", "Out of memory",
+    "malloc of size",  # x264: "malloc of size 12116928 failed"
+    "Resource temporarily unavailable",  # a thread's stack refused (EAGAIN) under the address-space limit
+)
+"""What ffmpeg, its libraries and the loader say when an allocation fails; each seen under RLIMIT_AS."""
 _KILLED_BY_SIGNAL = (-6, -9, -11)  # SIGABRT, SIGKILL, SIGSEGV: how allocators and the kernel end a process
 
 

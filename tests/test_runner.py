@@ -121,3 +121,21 @@ def test_resource_limits_apply_to_the_child() -> None:
     assert rows["Max address space"][:2] == [str(512 << 20)] * 2
     assert rows["Max file size"][:2] == [str(64 << 20)] * 2
     assert rows["Max core file size"][:2] == ["0", "0"]
+
+
+@pytest.mark.parametrize("stderr", [
+    # what ffmpeg 5.1 said, three 720p x264 rungs from one decode, at 300, 400 and 500 MiB of address space
+    "sws: initFilter failed\nFailed to inject frame into filter network: Cannot allocate memory",
+    "x264 [error]: malloc of size 12116928 failed\nError initializing output stream 0:0 -- Error while opening "
+    "encoder for output stream #0:0 - maybe incorrect parameters such as bit_rate, rate, width or height",
+    "Failed to configure output pad on Parsed_scale_3\nError reinitializing filters!\nFailed to inject frame into "
+    "filter network: Resource temporarily unavailable",
+    "ffmpeg: error while loading shared libraries: libgomp.so.1: failed to map segment from shared object",  # 200
+])
+def test_an_allocation_failure_reads_as_the_memory_limit(stderr: str) -> None:
+    assert FFmpegError(["ffmpeg"], 1, stderr).out_of_memory
+
+
+def test_a_broken_input_does_not_read_as_the_memory_limit() -> None:
+    stderr = "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d] moov atom not found\nmaster: Invalid data found when processing input"
+    assert not FFmpegError(["ffmpeg"], 1, stderr).out_of_memory
