@@ -8,6 +8,10 @@ the catalog's fingerprints.
 from __future__ import annotations
 
 from collections.abc import Iterable
+import fcntl
+import hashlib
+import json
+import os
 from pathlib import Path
 import shutil
 import tempfile
@@ -43,12 +47,23 @@ class CatalogIndex:
     the large one, or the hidden assets do, the next refresh builds the whole index again. What changed is found
     by comparing each fingerprint's write time with the one the index holds, a light query that reads no items,
     run only when the catalog's fingerprint version moved.
+
+    With ``snapshots`` (a folder), a full build is saved there under the catalog state it holds, and a process
+    that needs the large index for the same state maps that snapshot read-only instead of building it: the pool
+    processes of a worker share one copy of it in memory, not one each. One process builds at a time (a lock
+    file); the three newest snapshots are kept.
     """
 
-    def __init__(self, catalog: Catalog, *, policy: MatchPolicy | None = None, compact_fraction: float = 0.125
-                 ) -> None:
+    KEEP_SNAPSHOTS = 3
+
+    def __init__(self, catalog: Catalog, *, policy: MatchPolicy | None = None, compact_fraction: float = 0.125,
+                 snapshots: Path | None = None) -> None:
         self.catalog, self.policy, self.compact_fraction = catalog, policy, compact_fraction
+        self.snapshots = snapshots
         self.full_builds = 0
+        """How many times this process read every fingerprint to build the large index."""
+        self.snapshot_loads = 0
+        """How many times it mapped a snapshot another build had saved instead."""
         self._version: tuple[int, str] | None = None
         self._stamps: dict[str, str] = {}  # what the index holds: asset -> its fingerprint's write time
         self._base = self._recent = _index((), policy)
@@ -71,8 +86,7 @@ class CatalogIndex:
         hidden = self._hidden | ((changed | gone) & in_base)
         recent_count = len(self._recent_items.keys() - gone - changed) + len(changed)
         if not self._stamps or max(recent_count, len(hidden)) > self.compact_fraction * max(1, len(in_base)):
-            self._base, self._recent_items, self._hidden = _index(self.catalog.fingerprints(), self.policy), {}, set()
-            self.full_builds += 1
+            self._base, self._recent_items, self._hidden = self._full_index(stamps), {}, set()
         else:
             fresh = {a: np.frombuffer(items, dtype="<u4") for a, items in self.catalog.fingerprints(only=changed)}
             kept = {a: items for a, items in self._recent_items.items() if a not in gone and a not in changed}
@@ -80,6 +94,27 @@ class CatalogIndex:
         self._stamps = stamps
         self._recent = FingerprintIndex(self._recent_items.items(), policy=self.policy)
         self._current = LayeredIndex(self._base, self._recent, frozenset(self._hidden))
+
+    def _full_index(self, stamps: dict[str, str]) -> FingerprintIndex:
+        """Every fingerprint of the catalog, from a snapshot of the state ``stamps`` describe where there is one."""
+        if self.snapshots is None:
+            self.full_builds += 1
+            return _index(self.catalog.fingerprints(), self.policy)
+        self.snapshots.mkdir(parents=True, exist_ok=True)
+        state = hashlib.sha256(json.dumps(sorted(stamps.items())).encode()).hexdigest()[:20]
+        folder = self.snapshots / f"index-{state}"
+        with open(self.snapshots / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the one building, then map what it saved
+            if folder.exists():
+                self.snapshot_loads += 1
+            else:
+                _index(self.catalog.fingerprints(), self.policy).save(folder)
+                self.full_builds += 1
+                saved = sorted(self.snapshots.glob("index-*"), key=lambda f: f.stat().st_mtime)
+                for old in saved[: -self.KEEP_SNAPSHOTS]:
+                    shutil.rmtree(old, ignore_errors=True)  # a process that maps one keeps its pages until done
+            os.utime(folder)
+            return FingerprintIndex.load(folder, policy=self.policy)
 
 
 def _index(rows: Iterable[tuple[str, bytes]], policy: MatchPolicy | None) -> FingerprintIndex:

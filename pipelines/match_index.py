@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import shutil
 from typing import Protocol
 
 import numpy as np
@@ -32,6 +36,7 @@ _DOUBLE = [a | b for i, a in enumerate(_SINGLE) for b in _SINGLE[i + 1 :]]
 _FLIPS = np.concatenate([[0], _SINGLE, _DOUBLE]).astype(np.uint32)
 """XOR masks: the item itself, each single-bit flip of it (1..32), then each two-bit flip (33..528)."""
 _PROBES = {0: 1, 1: 33, 2: 529}
+_SAVED_ARRAYS = ("items", "starts", "keys", "postings")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +125,30 @@ class FingerprintIndex:
         order = np.argsort(self.items, kind="stable")
         self.keys: Items = self.items[order]
         self.postings: npt.NDArray[np.uint32] = order.astype(np.uint32)
+
+    def save(self, folder: Path) -> None:
+        """Write the index to ``folder``, whole or not at all: its arrays as ``.npy`` files, which :meth:`load`
+        maps read-only, so that every process on a machine that loads one snapshot shares its memory. If another
+        process saved the same snapshot first, theirs stays."""
+        partial = folder.with_name(f".{folder.name}.{os.getpid()}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for name in _SAVED_ARRAYS:
+            np.save(partial / f"{name}.npy", getattr(self, name))
+        (partial / "asset_ids.json").write_text(json.dumps(self.asset_ids))
+        try:
+            partial.rename(folder)
+        except OSError:  # the folder exists: saved by another process
+            shutil.rmtree(partial, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path, *, policy: MatchPolicy | None = None) -> FingerprintIndex:
+        """The index :meth:`save` wrote to ``folder``, its arrays mapped read-only from the files."""
+        index = cls((), policy=policy)
+        index.asset_ids = tuple(json.loads((folder / "asset_ids.json").read_text()))
+        for name in _SAVED_ARRAYS:
+            setattr(index, name, np.load(folder / f"{name}.npy", mmap_mode="r"))
+        return index
 
     def __len__(self) -> int:
         return len(self.asset_ids)

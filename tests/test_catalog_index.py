@@ -104,3 +104,29 @@ def test_an_empty_catalog_gives_an_empty_index(catalog: Catalog, tmp_path: Path)
     kept = CatalogIndex(catalog)
     assert len(kept.current()) == 0
     assert find_clip(np.zeros(8 * MATCH_RATE, dtype=np.float32), kept.current()) == []
+
+
+def test_processes_share_one_snapshot_of_the_large_index(
+    catalog: Catalog, audio: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    """The first process builds the large index and saves it; another, at the same catalog state, maps that
+    snapshot read-only instead of reading every fingerprint, and answers alike. A rebuild after many changes
+    saves a new snapshot, and only the newest few are kept."""
+    items = {name: fingerprint_samples(samples, rate=MATCH_RATE) for name, samples in audio.items()}
+    for asset_id in ("desert", "crossroads"):
+        _record(catalog, asset_id, items[asset_id])
+    folder = tmp_path / "match-index"
+    first, second = CatalogIndex(catalog, snapshots=folder), CatalogIndex(catalog, snapshots=folder)
+    answers = [_found(find_clip(_clip(audio, "desert"), index.current())) for index in (first, second)]
+    assert answers == [[("desert", 5.0)], [("desert", 5.0)]]
+    assert (first.full_builds, first.snapshot_loads, second.full_builds, second.snapshot_loads) == (1, 0, 0, 1)
+    assert all(isinstance(array, np.memmap) for array in (second.current().base.items, second.current().base.keys))
+    assert len(list(folder.glob("index-*"))) == 1 and not list(folder.glob(".*partial"))
+
+    for n in range(CatalogIndex.KEEP_SNAPSHOTS + 1):  # each change passes an eighth of two assets: a rebuild
+        _record(catalog, f"copy-{n}", items["jungle"])
+        current = first.current()
+        assert len(current.recent) == 0 and f"copy-{n}" in current.base.asset_ids
+    assert first.full_builds == 1 + CatalogIndex.KEEP_SNAPSHOTS + 1
+    assert len(list(folder.glob("index-*"))) == CatalogIndex.KEEP_SNAPSHOTS
+    assert _found(find_clip(_clip(audio, "jungle"), second.current()))[0][1] == 5.0  # the older process catches up

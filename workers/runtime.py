@@ -36,9 +36,10 @@ class WorkerRuntime:
 
     def match_index(self) -> LayeredIndex:
         """The catalog's fingerprint index, brought up to date with the fingerprints added, replaced or deleted
-        since its last use (``CatalogIndex``): built whole once per process, then only what changed is read."""
+        since its last use (``CatalogIndex``): built whole once, then only what changed is read. The whole index
+        is a snapshot under ``MEDIAWORKER_HOME/match-index`` that the worker's processes map and share."""
         if self._index is None:
-            self._index = CatalogIndex(self.catalog)
+            self._index = CatalogIndex(self.catalog, snapshots=self.settings.home / "match-index")
         return self._index.current()
 
     @property
