@@ -28,7 +28,10 @@ import multiprocessing
 import os
 from pathlib import Path
 import sys
+import tempfile
+import threading
 import time
+from typing import Any
 
 from music import MASTER_RATE, Piece, decode, edit, ffmpeg, pieces, pink_rms, variants
 import numpy as np
@@ -296,12 +299,70 @@ def scale_part(catalog: list[Piece], scale: list[tuple[str, Items]], timed: dict
         print(f"  {name:<30}{row['n']:>4.0f}{row['p50_ms']:>8.1f}{row['p95_ms']:>8.1f}{row['cpu_p50_ms']:>9.1f}"
               f"{row['cpu_p95_ms']:>9.1f}{row['max_ms']:>8.1f}  "
               + (f"correct {row['correct']:.0%}" if "correct" in row else goal))
+    shared = snapshot_sharing(big, next(iter(clips.values()))[0][1])
+    print(f"  snapshot: saved in {shared['save_s']:.1f} s, mapped in {shared['load_ms']:.1f} ms; with "
+          f"{shared['processes']:.0f} processes mapping it, each holds {shared['pss_mb']:.0f} MB proportional "
+          f"({shared['rss_mb']:.0f} MB resident) against {shared['built_pss_mb']:.0f} MB for a process that built it")
     sink_x, goal_x = speed_x["sink_44k_stereo_x"], GOALS["fingerprint_x"]
     print(f"  fingerprinting {speed_x['audio_s']:.0f} s of audio: FingerprintSink 44.1 kHz stereo {sink_x:.0f}x "
           f"real time (goal >= {goal_x:.0f}x: {'met' if sink_x >= goal_x else 'MISSED'})"
           f"; fingerprint_samples 11,025 Hz mono {speed_x['samples_11k_mono_x']:.0f}x")
     return {"tracks": len(big), "hours": hours, "build_s": build_s, "index_mb": mb, "mb_per_hour": mb / hours,
-            "asset_ids_mb": ids_mb, "latency": latency, "fingerprint": speed_x}
+            "asset_ids_mb": ids_mb, "latency": latency, "fingerprint": speed_x, "snapshot": shared}
+
+
+def _memory_mb() -> tuple[float, float]:
+    """This process's proportional and resident set sizes: shared pages count in PSS divided by their sharers."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:])
+    return int(fields["Pss"].split()[0]) / 1024, int(fields["Rss"].split()[0]) / 1024
+
+
+def _touch_and_measure(index: FingerprintIndex, clip: npt.NDArray[np.float32], barrier: Any) -> tuple[float, float]:
+    find_clip(clip, index, top=1)
+    for array in (index.items, index.keys, index.postings, index.starts):
+        int(np.asarray(array).sum())  # every page in memory
+    barrier.wait()  # all the processes hold the index at once
+    measured = _memory_mb()
+    barrier.wait()
+    return measured
+
+
+def snapshot_sharing(big: FingerprintIndex, clip: npt.NDArray[np.float32], processes: int = 2) -> dict[str, float]:
+    """What ``CatalogIndex``'s snapshots save: the large index saved once and mapped by ``processes`` processes
+    (as a worker's pool does), each one's proportional memory (PSS) against that of a process that built its own."""
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: nothing inherited from this one's index
+    with tempfile.TemporaryDirectory(prefix="match-bench-") as tmp:
+        folder = Path(tmp) / "index"
+        started = time.perf_counter()
+        big.save(folder)
+        save_s = time.perf_counter() - started
+        started = time.perf_counter()
+        FingerprintIndex.load(folder)
+        load_ms = (time.perf_counter() - started) * 1000
+        with ctx.Manager() as manager:
+            barrier = manager.Barrier(processes)
+            with ctx.Pool(processes) as pool:
+                mapped = pool.starmap(_mapped_child, [(folder, clip, barrier)] * processes)
+            with ctx.Pool(1) as pool:
+                built = pool.apply(_built_child, (folder, clip))
+    return {"processes": processes, "save_s": save_s, "load_ms": load_ms,
+            "pss_mb": float(np.mean([m[0] for m in mapped])), "rss_mb": float(np.mean([m[1] for m in mapped])),
+            "built_pss_mb": built[0]}
+
+
+def _mapped_child(folder: Path, clip: npt.NDArray[np.float32], barrier: Any) -> tuple[float, float]:
+    return _touch_and_measure(FingerprintIndex.load(folder), clip, barrier)
+
+
+def _built_child(folder: Path, clip: npt.NDArray[np.float32]) -> tuple[float, float]:
+    """A process with its own copy, as before snapshots: the same arrays read into private memory."""
+    loaded = FingerprintIndex.load(folder)
+    ids = loaded.asset_ids
+    starts = np.asarray(loaded.starts)
+    items = np.array(loaded.items)
+    own = FingerprintIndex((ids[n], items[starts[n] : starts[n + 1]]) for n in range(len(ids)))
+    del loaded, items  # the index holds its own concatenated copy
+    return _touch_and_measure(own, clip, threading.Barrier(1))
 
 
 def main() -> int:
