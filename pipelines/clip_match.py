@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import fcntl
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 import shutil
@@ -31,6 +32,8 @@ from pipelines.probe import probe_file
 from pipelines.storage import Storage, fetch_source
 
 MAX_CLIP_S = 20 * 60.0
+
+log = logging.getLogger(__name__)
 
 
 def load_index(catalog: Catalog, *, policy: MatchPolicy | None = None) -> FingerprintIndex:
@@ -97,20 +100,27 @@ class CatalogIndex:
 
     def _full_index(self, stamps: dict[str, str]) -> FingerprintIndex:
         """Every fingerprint of the catalog, from a snapshot of the state ``stamps`` describe where there is one."""
-        if self.snapshots is None:
-            self.full_builds += 1
-            return _index(self.catalog.fingerprints(), self.policy)
-        self.snapshots.mkdir(parents=True, exist_ok=True)
+        if self.snapshots is not None:
+            try:
+                return self._snapshot(stamps, self.snapshots)
+            except (OSError, ValueError) as exc:  # a folder it may not write, a damaged file: the index still works
+                log.warning("cannot use the match index snapshots in %s (%s); building the index in memory",
+                            self.snapshots, exc)
+        self.full_builds += 1
+        return _index(self.catalog.fingerprints(), self.policy)
+
+    def _snapshot(self, stamps: dict[str, str], snapshots: Path) -> FingerprintIndex:
+        snapshots.mkdir(parents=True, exist_ok=True)
         state = hashlib.sha256(json.dumps(sorted(stamps.items())).encode()).hexdigest()[:20]
-        folder = self.snapshots / f"index-{state}"
-        with open(self.snapshots / ".lock", "a") as lock:
+        folder = snapshots / f"index-{state}"
+        with open(snapshots / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the one building, then map what it saved
             if folder.exists():
                 self.snapshot_loads += 1
             else:
                 _index(self.catalog.fingerprints(), self.policy).save(folder)
                 self.full_builds += 1
-                saved = sorted(self.snapshots.glob("index-*"), key=lambda f: f.stat().st_mtime)
+                saved = sorted(snapshots.glob("index-*"), key=lambda f: f.stat().st_mtime)
                 for old in saved[: -self.KEEP_SNAPSHOTS]:
                     shutil.rmtree(old, ignore_errors=True)  # a process that maps one keeps its pages until done
             os.utime(folder)

@@ -130,3 +130,14 @@ def test_processes_share_one_snapshot_of_the_large_index(
     assert first.full_builds == 1 + CatalogIndex.KEEP_SNAPSHOTS + 1
     assert len(list(folder.glob("index-*"))) == CatalogIndex.KEEP_SNAPSHOTS
     assert _found(find_clip(_clip(audio, "jungle"), second.current()))[0][1] == 5.0  # the older process catches up
+
+
+def test_snapshots_that_cannot_be_written_leave_the_index_in_memory(
+    catalog: Catalog, audio: dict[str, np.ndarray], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _record(catalog, "desert", fingerprint_samples(audio["desert"], rate=MATCH_RATE))
+    (tmp_path / "a-file").write_text("not a folder")
+    kept = CatalogIndex(catalog, snapshots=tmp_path / "a-file" / "match-index")
+    assert _found(find_clip(_clip(audio, "desert"), kept.current())) == [("desert", 5.0)]
+    assert (kept.full_builds, kept.snapshot_loads) == (1, 0)
+    assert "building the index in memory" in caplog.text
