@@ -18,7 +18,6 @@ throughput). Table to stdout, figures to ``bench/results/workers.json``.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 import contextlib
 from datetime import UTC, datetime
 import json
@@ -35,13 +34,13 @@ import uuid
 
 from celery import Celery
 import redis
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from pipelines.catalog import Catalog, Job
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))  # for tests.s3server and tests.workerproc
+from tests.pgserver import throwaway_database  # noqa: E402
 from tests.s3server import S3Server  # noqa: E402
 from tests.workerproc import WorkerProcess  # noqa: E402
 
@@ -78,23 +77,6 @@ def make_masters(jobs: int, videos: int) -> list[Path]:
             part.rename(path)
         paths.append(path)
     return paths
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new PostgreSQL database for this run (dropped afterwards, even if a worker still holds a connection)."""
-    admin_url = make_url(ADMIN_URL)
-    name = f"mediaworker_bench_{os.getpid()}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def cpu_jiffies() -> tuple[int, int]:
@@ -177,7 +159,7 @@ def main() -> int:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="workers-bench-")))
         (tmp / "logs").mkdir()
         s3 = stack.enter_context(S3Server(tmp / "s3", buckets=("masters", "media-out")))
-        url = stack.enter_context(fresh_database())
+        url = stack.enter_context(throwaway_database(ADMIN_URL, f"mediaworker_bench_{os.getpid()}"))
         catalog = Catalog.open(url)  # migrates the schema before any worker opens it
         stack.callback(catalog.dispose)
         client = s3.client()

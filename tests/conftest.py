@@ -101,22 +101,12 @@ def postgres_url() -> Iterator[str]:
     ``MEDIAWORKER_TEST_POSTGRES`` names the server (an SQLAlchemy URL to an existing database); the default is
     the local server that ``.ci/run`` starts.
     """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from tests.pgserver import throwaway_database
 
-    admin_url = make_url(os.environ.get("MEDIAWORKER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
-    name = f"mediaworker_test_{os.getpid()}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        _scan_catalog_before_drop(admin_url.set(database=name).render_as_string(hide_password=False))
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    admin_url = os.environ.get("MEDIAWORKER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    with throwaway_database(admin_url, f"mediaworker_test_{os.getpid()}",
+                            before_drop=_scan_catalog_before_drop) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
