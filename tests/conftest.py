@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 import json
 import os
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from pipelines.catalog import Catalog
+from pipelines.catalog import Catalog, Job
+from pipelines.catalog.models import utcnow
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "media_fixtures"
@@ -121,6 +123,14 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]
     yield opened
     _empty(opened)
     opened.dispose()
+
+
+def expire_lease(catalog: Catalog, job_id: str) -> None:
+    """End a job's lease now, as if its holder had stopped renewing it."""
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.lease_expires_at = utcnow() - timedelta(seconds=1)
 
 
 def _empty(catalog: Catalog) -> None:

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
 import threading
 
-import pytest
-from sqlalchemy import text
-
-from pipelines.catalog import Catalog, Job
+from pipelines.catalog import Catalog
 from pipelines.catalog.leases import claim, fail, mark_cancelled, release_for_retry, renew, request_cancel
-from pipelines.catalog.models import utcnow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    opened = Catalog.open(url)
-    yield opened
-    with opened.engine.begin() as connection:
-        for table in ("renditions", "jobs", "assets"):
-            connection.execute(text(f"DELETE FROM {table}"))
-    opened.dispose()
+from tests.conftest import expire_lease
 
 
 def _claim(catalog: Catalog, job_id: str, worker: str, **kw: object) -> str:
     options = {"asset_id": "a1", "source_uri": "s3://masters/a.wav", "worker": worker, "lease_s": 60.0, "max_lost_runs": 3}
     options.update(kw)
     return claim(catalog, job_id, **options).outcome  # type: ignore[arg-type]
-
-
-def _expire(catalog: Catalog, job_id: str) -> None:
-    with catalog.session() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        job.lease_expires_at = utcnow() - timedelta(seconds=1)
 
 
 def test_first_delivery_claims_and_creates_the_row(catalog: Catalog) -> None:
@@ -50,7 +26,7 @@ def test_redelivery_while_the_holder_lives_waits_then_takes_over(catalog: Catalo
     busy = claim(catalog, "job-1", asset_id="a1", source_uri="s3://masters/a.wav", worker="host:2", lease_s=60,
                  max_lost_runs=3)
     assert busy.outcome == "busy" and 50 < busy.retry_in_s <= 60
-    _expire(catalog, "job-1")
+    expire_lease(catalog, "job-1")
     assert _claim(catalog, "job-1", "host:2") == "claimed"
     job = catalog.get_job("job-1")
     assert job is not None and (job.claimed_by, job.lost_runs, job.attempts) == ("host:2", 1, 2)
@@ -65,7 +41,7 @@ def test_a_dead_holder_is_taken_over_at_once(catalog: Catalog) -> None:
 def test_a_job_that_keeps_losing_its_worker_is_failed(catalog: Catalog) -> None:
     for worker in ("w:1", "w:2", "w:3"):
         assert _claim(catalog, "job-1", worker) == "claimed"
-        _expire(catalog, "job-1")
+        expire_lease(catalog, "job-1")
     assert _claim(catalog, "job-1", "w:4") == "exhausted"
     job = catalog.get_job("job-1")
     assert job is not None and (job.status, job.error_code) == ("failed", "worker_lost")
@@ -134,8 +110,8 @@ def test_the_sweeper_requeues_abandoned_jobs_and_gives_up_on_poison(catalog: Cat
     assert _claim(catalog, "job-1", "dead:1") == "claimed"
     assert _claim(catalog, "job-2", "alive:2", source_uri="s3://masters/b.wav") == "claimed"
     assert requeue_abandoned(catalog, max_lost_runs=3) == []  # leases still running
-    _expire(catalog, "job-1")
-    _expire(catalog, "job-2")
+    expire_lease(catalog, "job-1")
+    expire_lease(catalog, "job-2")
     alive = {"alive:2"}.__contains__
     requeued = requeue_abandoned(catalog, max_lost_runs=3, holder_is_alive=alive, alive_grace_s=60)
     assert requeued == [("job-1", "a1", "s3://masters/a.wav", None, None)]  # job-2's holder lives: its retry is coming
@@ -145,7 +121,7 @@ def test_the_sweeper_requeues_abandoned_jobs_and_gives_up_on_poison(catalog: Cat
     job = catalog.get_job("job-1")
     assert job is not None and job.lost_runs == 1  # counted once, by the sweeper
     for worker in ("w:4", "w:5"):
-        _expire(catalog, "job-1")
+        expire_lease(catalog, "job-1")
         requeue_abandoned(catalog, max_lost_runs=3)
         _claim(catalog, "job-1", worker)
     job = catalog.get_job("job-1")

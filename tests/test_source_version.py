@@ -3,25 +3,20 @@ sent again without it still run that version, and a master replaced in between f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 import secrets
 from types import SimpleNamespace
 from typing import Any
 
 from celery import Celery
-import pytest
-from sqlalchemy import text
 
-from pipelines.catalog import Catalog, Job
+from pipelines.catalog import Catalog
 from pipelines.catalog.leases import Requeued, claim, enqueue, requeue_abandoned
-from pipelines.catalog.models import utcnow
 from pipelines.config import Settings
 from pipelines.job import run_job
 from pipelines.s3storage import S3Storage
 from pipelines.storage import ObjectRef, SourceVersion
-from tests.conftest import make_media
+from tests.conftest import expire_lease, make_media
 from workers.sweeper import sweep
 from workers.tasks import PROCESS_ASSET
 
@@ -30,27 +25,9 @@ VERSION_ID = "3f1e0c4a-9a57-4b7e-8d7b-2c1f0e5d9a10"
 ETAG = "9e107d9d372bb6826bd81d3542a419d6"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
-    url = f"sqlite:///{tmp_path / 'c.sqlite3'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    opened = Catalog.open(url)
-    yield opened
-    with opened.engine.begin() as connection:
-        for table in ("renditions", "jobs", "assets"):
-            connection.execute(text(f"DELETE FROM {table}"))
-    opened.dispose()
-
-
 def _claim(catalog: Catalog, job_id: str, worker: str, **version: str | None) -> Any:
     return claim(catalog, job_id, asset_id="a1", source_uri=SOURCE, worker=worker, lease_s=60.0, max_lost_runs=3,
                  **version)
-
-
-def _expire(catalog: Catalog, job_id: str) -> None:
-    with catalog.session() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        job.lease_expires_at = utcnow() - timedelta(seconds=1)
 
 
 def test_the_job_row_keeps_the_announced_version_and_the_sweeper_returns_it(catalog: Catalog) -> None:
@@ -61,7 +38,7 @@ def test_the_job_row_keeps_the_announced_version_and_the_sweeper_returns_it(cata
     # A message that lost the version (an older sweeper's, a client's) is still given the row's.
     granted = _claim(catalog, "job-1", "dead:1")
     assert (granted.outcome, granted.source_version_id, granted.source_etag) == ("claimed", VERSION_ID, ETAG)
-    _expire(catalog, "job-1")
+    expire_lease(catalog, "job-1")
     assert requeue_abandoned(catalog, max_lost_runs=3) == [Requeued("job-1", "a1", SOURCE, VERSION_ID, ETAG)]
 
 
@@ -74,8 +51,8 @@ def test_a_first_message_with_a_version_records_it_and_one_without_records_none(
     assert (unpinned.outcome, unpinned.source_version_id, unpinned.source_etag) == ("claimed", None, None)
     twin = _claim(catalog, "job-3", "w:2", etag=ETAG)  # the same version under another job id
     assert (twin.outcome, twin.other_job_id) == ("duplicate", "job-1")
-    _expire(catalog, "job-1")
-    _expire(catalog, "job-2")
+    expire_lease(catalog, "job-1")
+    expire_lease(catalog, "job-2")
     assert sorted(requeue_abandoned(catalog, max_lost_runs=3)) == [
         Requeued("job-1", "a1", SOURCE, None, ETAG), Requeued("job-2", "a1", SOURCE, None, None),
     ]
@@ -89,7 +66,7 @@ def test_the_sweepers_task_message_carries_the_version(catalog: Catalog) -> None
     )
     enqueue(catalog, "job-1", asset_id="a1", source_uri=SOURCE, version_id=VERSION_ID, etag=ETAG)
     assert _claim(catalog, "job-1", "dead:1").outcome == "claimed"
-    _expire(catalog, "job-1")
+    expire_lease(catalog, "job-1")
     with app.connection_for_write() as connection:  # the memory transport is shared by every app of the process
         connection.SimpleQueue("transcode").clear()  # so another test's message may wait there
     assert sweep(app) == ["job-1"]
@@ -121,7 +98,7 @@ def test_a_requeued_job_finds_its_master_replaced_and_fails_source_replaced(s3_s
                 etag=announced.etag)
         assert claim(catalog, "job-1", asset_id="a1", source_uri=ref.uri, worker="dead:1", lease_s=60.0,
                      max_lost_runs=3).outcome == "claimed"
-        _expire(catalog, "job-1")
+        expire_lease(catalog, "job-1")
         client.fput_object(ref.bucket, ref.key, str(second))  # the master replaced while the job was lost
         [again] = requeue_abandoned(catalog, max_lost_runs=3)
         assert again.etag == announced.etag
