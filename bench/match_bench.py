@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipelines.fingerprint import ITEM_S, FingerprintSink, Items, fingerprint_samples
+from pipelines.landmarks import HASH_BITS, Landmarks, catalog_landmarks
 from pipelines.match_index import FingerprintIndex, Match
 from pipelines.matching import MATCH_RATE, find_clip
 
@@ -107,6 +108,7 @@ class Outcome:
 
 INDEX: FingerprintIndex | None = None  # the catalog index, inherited by the forked workers
 ITEMS: dict[str, Items] = {}
+LANDMARKS: dict[str, Landmarks] = {}
 _POP = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.float32)
 
 
@@ -164,8 +166,9 @@ def run_query(args: tuple[Query, float]) -> Outcome:
     return Outcome(query.spec.name, query.piece.name, query.start_s, judge(query, matches), doc, seconds)
 
 
-def catalog_items(piece: Piece) -> Items:
-    return fingerprint_samples(decode(piece.path, rate=MATCH_RATE), rate=MATCH_RATE)
+def catalog_entry(piece: Piece) -> tuple[Items, Landmarks]:
+    samples = decode(piece.path, rate=MATCH_RATE)
+    return fingerprint_samples(samples, rate=MATCH_RATE), catalog_landmarks(samples)
 
 
 def make_queries(specs: list[Spec], catalog: list[Piece], held: list[Piece], rng: np.random.Generator, *, k: int,
@@ -185,17 +188,21 @@ def make_queries(specs: list[Spec], catalog: list[Piece], held: list[Piece], rng
     return queries
 
 
-def scale_variants(args: tuple[int, list[Piece], int]) -> list[tuple[str, Items]]:
-    """Fingerprints of ``music.variants`` of catalog piece ``i``, sped up by chromaprint's own resampler."""
+Entry = tuple[str, Items, Landmarks]
+
+
+def scale_variants(args: tuple[int, list[Piece], int]) -> list[Entry]:
+    """Fingerprints and landmarks of ``music.variants`` of catalog piece ``i``, sped up by declaring the samples
+    at ``factor`` times their rate (chromaprint's and the landmark sink's own resamplers do the rest)."""
     i, catalog, count = args
-    return [(f"scale/{name}", fingerprint_samples(samples, rate=round(MATCH_RATE * factor)))
+    return [(f"scale/{name}", fingerprint_samples(samples, rate=round(MATCH_RATE * factor)),
+             catalog_landmarks(samples, rate=round(MATCH_RATE * factor)))
             for name, samples, factor in variants(catalog, i, count, MATCH_RATE)]
 
 
-def scale_entries(catalog: list[Piece], need: int, pool: Callable[..., list[list[tuple[str, Items]]]]
-                  ) -> list[tuple[str, Items]]:
+def scale_entries(catalog: list[Piece], need: int, pool: Callable[..., list[list[Entry]]]) -> list[Entry]:
     per_piece = -(-need // len(catalog))
-    key = hashlib.sha1(json.dumps([[p.name for p in catalog], per_piece, 1]).encode()).hexdigest()[:12]
+    key = hashlib.sha1(json.dumps([[p.name for p in catalog], per_piece, 2]).encode()).hexdigest()[:12]
     path = CACHE_DIR / f"scale-{key}.npz"
     if not path.exists():
         print(f"fingerprinting {per_piece * len(catalog)} scale variants ...", flush=True)
@@ -203,10 +210,16 @@ def scale_entries(catalog: list[Piece], need: int, pool: Callable[..., list[list
                 for e in chunk]
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         np.savez(path, ids=np.array([e[0] for e in made]), lengths=np.array([len(e[1]) for e in made]),
-                 items=np.concatenate([e[1] for e in made]))
+                 items=np.concatenate([e[1] for e in made]), lm_lengths=np.array([len(e[2]) for e in made]),
+                 lm_hashes=np.concatenate([e[2].hashes for e in made]),
+                 lm_frames=np.concatenate([e[2].frames for e in made]))
     with np.load(path) as data:  # each data[...] reads the file again: read each array once
         ids, items, bounds = data["ids"][:need], data["items"], np.concatenate([[0], np.cumsum(data["lengths"])])
-    return [(str(a), items[bounds[n] : bounds[n + 1]]) for n, a in enumerate(ids)]
+        hashes, frames = data["lm_hashes"], data["lm_frames"]
+        lm_bounds = np.concatenate([[0], np.cumsum(data["lm_lengths"])])
+    return [(str(a), items[bounds[n] : bounds[n + 1]],
+             Landmarks(hashes[lm_bounds[n] : lm_bounds[n + 1]], frames[lm_bounds[n] : lm_bounds[n + 1]]))
+            for n, a in enumerate(ids)]
 
 
 def fingerprint_speed(catalog: list[Piece], seconds: float) -> dict[str, float]:
@@ -267,11 +280,12 @@ def summarise(outcomes: list[Outcome]) -> dict[str, dict[str, object]]:
     return classes
 
 
-def scale_part(catalog: list[Piece], scale: list[tuple[str, Items]], timed: dict[str, list[Query]],
+def scale_part(catalog: list[Piece], scale: list[Entry], timed: dict[str, list[Query]],
                noise_rms: float) -> dict[str, object]:
     """Build the big index, time ``find_clip`` on 10 s queries (this process alone, one thread), measure speed."""
     build = time.perf_counter()
-    big = FingerprintIndex([*((p.name, ITEMS[p.name]) for p in catalog), *scale])
+    big = FingerprintIndex([*((p.name, ITEMS[p.name]) for p in catalog), *((a, items) for a, items, _ in scale)],
+                           landmarks={**LANDMARKS, **{a: lm for a, _, lm in scale}})
     build_s, hours, mb = time.perf_counter() - build, big.indexed_s / 3600, big.nbytes / 1e6
     ids_mb = (sum(sys.getsizeof(a) for a in big.asset_ids) + sys.getsizeof(big.asset_ids)) / 1e6
     clips = {name: [(q, make_clip(q, noise_rms)) for q in qs] for name, qs in timed.items()}
@@ -319,8 +333,8 @@ def _memory_mb() -> tuple[float, float]:
 
 def _touch_and_measure(index: FingerprintIndex, clip: npt.NDArray[np.float32], barrier: Any) -> tuple[float, float]:
     find_clip(clip, index, top=1)
-    for array in (index.items, index.keys, index.postings, index.starts):
-        int(np.asarray(array).sum())  # every page in memory
+    for array in (index.items, index.keys, index.postings, index.starts, index.lm_directory, index.lm_postings):
+        int(np.asarray(array).sum(dtype=np.uint64))  # every page in memory
     barrier.wait()  # all the processes hold the index at once
     measured = _memory_mb()
     barrier.wait()
@@ -360,8 +374,17 @@ def _built_child(folder: Path, clip: npt.NDArray[np.float32]) -> tuple[float, fl
     ids = loaded.asset_ids
     starts = np.asarray(loaded.starts)
     items = np.array(loaded.items)
-    own = FingerprintIndex((ids[n], items[starts[n] : starts[n + 1]]) for n in range(len(ids)))
-    del loaded, items  # the index holds its own concatenated copy
+    directory, lm_starts = np.asarray(loaded.lm_directory), np.asarray(loaded.lm_starts)
+    anchors = np.array(loaded.lm_postings).astype(np.int64)
+    hashes = np.repeat(np.arange(1 << HASH_BITS, dtype=np.uint32), np.diff(directory))
+    assets = np.searchsorted(lm_starts, anchors, side="right") - 1
+    order = np.argsort(assets * (1 << 32) + anchors, kind="stable")  # each asset's landmarks, in time order
+    cuts = np.searchsorted(assets[order], np.arange(len(ids) + 1))
+    landmarks = {ids[n]: Landmarks(hashes[order[cuts[n] : cuts[n + 1]]],
+                                   (anchors[order[cuts[n] : cuts[n + 1]]] - lm_starts[n]).astype(np.uint32))
+                 for n in range(len(ids))}
+    own = FingerprintIndex(((ids[n], items[starts[n] : starts[n + 1]]) for n in range(len(ids))), landmarks=landmarks)
+    del loaded, items, anchors, hashes, landmarks  # the index holds its own concatenated copy
     return _touch_and_measure(own, clip, threading.Barrier(1))
 
 
@@ -381,15 +404,17 @@ def main() -> int:
     opts = parser.parse_args()
     if opts.quick:
         vars(opts).update(tracks=12, queries_per_class=6, whole_files=4, scale_tracks=1000, latency_queries=6)
-    global INDEX, ITEMS
+    global INDEX, ITEMS, LANDMARKS
     started, rng, load = time.perf_counter(), np.random.default_rng(opts.seed), [os.getloadavg()[0]]
     every = pieces(BENCH_DIR / ".cache" / "music")
     catalog, held = split([every[i] for i in rng.permutation(len(every))[: opts.tracks]], rng)
     catalog.sort(key=lambda p: p.name)
     ctx = multiprocessing.get_context("fork")  # workers inherit INDEX and ITEMS
     with ctx.Pool(opts.jobs) as pool:
-        ITEMS = dict(zip([p.name for p in catalog], pool.map(catalog_items, catalog), strict=True))
-    INDEX = FingerprintIndex(ITEMS.items())
+        entries = dict(zip([p.name for p in catalog], pool.map(catalog_entry, catalog), strict=True))
+    ITEMS = {name: items for name, (items, _) in entries.items()}
+    LANDMARKS = {name: landmarks for name, (_, landmarks) in entries.items()}
+    INDEX = FingerprintIndex(ITEMS.items(), landmarks=LANDMARKS)
     print(f"catalog {len(catalog)} pieces ({INDEX.indexed_s / 3600:.2f} h), held apart {len(held)} "
           f"({sum(p.duration_s for p in held) / 3600:.2f} h); {opts.jobs} jobs", flush=True)
     noise_rms, outcomes = pink_rms(MATCH_RATE), []

@@ -26,12 +26,16 @@ from pipelines.config import Settings
 from pipelines.decode import Block, PcmFormat, decode_audio
 from pipelines.errors import MediaError
 from pipelines.fingerprint import Items
+from pipelines.landmarks import Landmarks
 from pipelines.match_index import ClipIndex, FingerprintIndex, LayeredIndex, MatchPolicy
 from pipelines.matching import MATCH_RATE, find_clip
 from pipelines.probe import probe_file
 from pipelines.storage import Storage, fetch_source
 
 MAX_CLIP_S = 20 * 60.0
+SNAPSHOT_FORMAT = "v2"
+"""Part of a snapshot's folder name: a worker upgraded to another layout builds its own instead of loading one
+it cannot read (v2: with the landmark arrays)."""
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class CatalogIndex:
         self._version: tuple[int, str] | None = None
         self._stamps: dict[str, str] = {}  # what the index holds: asset -> its fingerprint's write time
         self._base = self._recent = _index((), policy)
-        self._recent_items: dict[str, Items] = {}
+        self._recent_items: dict[str, _Entry] = {}
         self._hidden: set[str] = set()
         self._current = LayeredIndex(self._base, self._recent)
 
@@ -91,11 +95,12 @@ class CatalogIndex:
         if not self._stamps or max(recent_count, len(hidden)) > self.compact_fraction * max(1, len(in_base)):
             self._base, self._recent_items, self._hidden = self._full_index(stamps), {}, set()
         else:
-            fresh = {a: np.frombuffer(items, dtype="<u4") for a, items in self.catalog.fingerprints(only=changed)}
+            fresh = {asset: _entry(items, landmarks)
+                     for asset, items, landmarks in self.catalog.fingerprints(only=changed)}
             kept = {a: items for a, items in self._recent_items.items() if a not in gone and a not in changed}
             self._recent_items, self._hidden = {**kept, **fresh}, hidden
         self._stamps = stamps
-        self._recent = FingerprintIndex(self._recent_items.items(), policy=self.policy)
+        self._recent = _index(((a, *entry) for a, entry in self._recent_items.items()), self.policy)
         self._current = LayeredIndex(self._base, self._recent, frozenset(self._hidden))
 
     def _full_index(self, stamps: dict[str, str]) -> FingerprintIndex:
@@ -112,7 +117,7 @@ class CatalogIndex:
     def _snapshot(self, stamps: dict[str, str], snapshots: Path) -> FingerprintIndex:
         snapshots.mkdir(parents=True, exist_ok=True)
         state = hashlib.sha256(json.dumps(sorted(stamps.items())).encode()).hexdigest()[:20]
-        folder = snapshots / f"index-{state}"
+        folder = snapshots / f"index-{SNAPSHOT_FORMAT}-{state}"
         with open(snapshots / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the one building, then map what it saved
             if folder.exists():
@@ -127,8 +132,21 @@ class CatalogIndex:
             return FingerprintIndex.load(folder, policy=self.policy)
 
 
-def _index(rows: Iterable[tuple[str, bytes]], policy: MatchPolicy | None) -> FingerprintIndex:
-    return FingerprintIndex(((asset_id, np.frombuffer(items, dtype="<u4")) for asset_id, items in rows), policy=policy)
+_Entry = tuple[Items, Landmarks | None]
+
+
+def _entry(items: bytes, landmarks: bytes | None) -> _Entry:
+    return np.frombuffer(items, dtype="<u4"), None if landmarks is None else Landmarks.from_bytes(landmarks)
+
+
+def _index(rows: Iterable[tuple[str, bytes | Items, bytes | Landmarks | None]],
+           policy: MatchPolicy | None) -> FingerprintIndex:
+    """An index over catalog rows ``(asset_id, items, landmarks)``, as stored (bytes) or decoded."""
+    entries = [(asset_id, items if isinstance(items, np.ndarray) else np.frombuffer(items, dtype="<u4"),
+                landmarks if not isinstance(landmarks, bytes) else Landmarks.from_bytes(landmarks))
+               for asset_id, items, landmarks in rows]
+    return FingerprintIndex(((asset_id, items) for asset_id, items, _ in entries),
+                            landmarks={asset_id: lm for asset_id, _, lm in entries if lm is not None}, policy=policy)
 
 
 class _Collect:

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipelines.decode import Block
+from pipelines.landmarks import Landmarks, LandmarkSink
 
 ITEM_S = 1365 / 11025
 """Seconds between two items: Chromaprint's hop of 1365 samples at its internal 11,025 Hz."""
@@ -23,30 +24,39 @@ Items = npt.NDArray[np.uint32]
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """A raw Chromaprint fingerprint; ``duration_s`` is the length of the audio it was computed from."""
+    """A raw Chromaprint fingerprint; ``duration_s`` is the length of the audio it was computed from. A master's
+    also has its spectral-peak ``landmarks`` (:mod:`pipelines.landmarks`), which find it in heavy noise."""
 
     items: Items
     duration_s: float
+    landmarks: Landmarks | None = None
 
     def to_document(self) -> dict[str, object]:
-        return {"duration_s": round(self.duration_s, 3), "items": int(len(self.items)), "item_s": round(ITEM_S, 6)}
+        document: dict[str, object] = {"duration_s": round(self.duration_s, 3), "items": int(len(self.items)),
+                                       "item_s": round(ITEM_S, 6)}
+        if self.landmarks is not None:
+            document["landmarks"] = len(self.landmarks)
+        return document
 
 
 class FingerprintSink:
-    """A :class:`~pipelines.decode.PcmSink` that fingerprints everything it is fed."""
+    """A :class:`~pipelines.decode.PcmSink` that fingerprints everything it is fed, items and landmarks."""
 
     def __init__(self, *, rate: int, channels: int) -> None:
         self._rate = rate
         self._frames = 0
         self._fingerprinter = chromaprint.Fingerprinter()
         self._fingerprinter.start(rate, channels)
+        self._landmarks = LandmarkSink(rate=rate, channels=channels)
 
     def feed(self, block: Block) -> None:
         self._fingerprinter.feed(_to_s16(block).tobytes())
+        self._landmarks.feed(block)
         self._frames += len(block)
 
     def finish(self) -> Fingerprint:
-        return Fingerprint(items=_raw(self._fingerprinter.finish()), duration_s=self._frames / self._rate)
+        return Fingerprint(items=_raw(self._fingerprinter.finish()), duration_s=self._frames / self._rate,
+                           landmarks=self._landmarks.finish())
 
 
 def fingerprint_samples(samples: npt.NDArray[np.float32], *, rate: int) -> Items:

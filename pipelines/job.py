@@ -183,6 +183,8 @@ the catalog's match index, current, for the search of the catalog for this maste
                 fingerprint=None if fingerprint is None else (
                     fingerprint.items.astype("<u4").tobytes(), fingerprint.duration_s, len(fingerprint.items)
                 ),
+                landmarks=None if fingerprint is None or fingerprint.landmarks is None
+                else fingerprint.landmarks.to_bytes(),
                 matches=[_match_row(m) for m in document["matches"]],
             )
         if replaced not in (None, document["hls"]["prefix"]):

@@ -8,8 +8,9 @@ which costs a few milliseconds per factor for a clip of seconds. A pitch-only ed
 tempo was put back, so each resampled variant is also voted at the tempo ratio that undoes the resampling's
 time change; a tempo-only edit keeps its pitch, so the unresampled clip is voted at a grid of tempo ratios.
 The plain clip is searched first (items within one bit); unless that answer is sure, the clip is searched
-again within two bits, as it is and with its noise floor subtracted (:func:`suppress_noise`), and the best answer
-of the three wins; the variants run only when none finds anything, so an ordinary query costs one lookup.
+again within two bits, as it is and with its noise floor subtracted (:func:`suppress_noise`), and by its
+spectral-peak landmarks (:mod:`pipelines.landmarks`, for noise that has taken its items), and the best answer
+of the four wins; the variants run only when none finds anything, so an ordinary query costs one lookup.
 The grid stops at the first factor (nearest to 1 first) that matches, once its two neighbours are scored too:
 the nearest factor that matches may be a step short of the edit's. Whatever the two-bit passes or the grid
 finds must reach ``MatchPolicy.accept_grid_score``, stricter than the plain search's ``accept_score``: they try
@@ -26,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipelines.fingerprint import ITEM_S, fingerprint_samples
+from pipelines.landmarks import clip_landmarks
 from pipelines.match_index import ClipIndex, Match, best_first, merge, score
 
 MATCH_RATE = 11025
@@ -80,7 +82,8 @@ def find_clip(
     # keys, twice, lets more chance alignments through (out-of-catalog scores reach 0.36 at 10,000 tracks,
     # against 0.27 within one bit), so these answers count only from the grid's stricter score.
     deep = [m for m in (*index.search(items, bit_errors=2),
-                        *index.search(fingerprint_samples(suppress_noise(samples), rate=MATCH_RATE), bit_errors=2))
+                        *index.search(fingerprint_samples(suppress_noise(samples), rate=MATCH_RATE), bit_errors=2),
+                        *index.search_landmarks(clip_landmarks(samples, rate=MATCH_RATE), items))
             if m.score >= policy.accept_grid_score]
     found = merge([plain, deep], top=top, accept=policy.accept_score)
     if found:

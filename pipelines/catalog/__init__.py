@@ -110,10 +110,11 @@ class Catalog:
         renditions: list[dict[str, Any]],
         document: dict[str, Any],
         fingerprint: tuple[bytes, float, int] | None = None,
+        landmarks: bytes | None = None,
         matches: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Record a successful job at once: upsert the asset, replace its renditions, fingerprint (``(items,
-        duration_s, item_count)``) and matches, store the document."""
+        duration_s, item_count)``, with its ``landmarks``) and matches, store the document."""
         with self.session() as session:
             job = _get(session, Job, job_id)
             asset_id = job.asset_id
@@ -125,7 +126,7 @@ class Catalog:
             if fingerprint is not None:
                 items, duration_s, count = fingerprint
                 session.add(FingerprintRow(asset_id=asset_id, job_id=job_id, items=items, duration_s=duration_s,
-                                           item_count=count))
+                                           item_count=count, landmarks=landmarks))
             session.execute(delete(AssetMatch).where(AssetMatch.asset_id == asset_id))
             session.add_all(AssetMatch(asset_id=asset_id, job_id=job_id, **row) for row in matches)
             job.status, job.stage, job.percent = "succeeded", "done", 100.0
@@ -146,16 +147,17 @@ class Catalog:
         with self.session() as session:
             return session.get(Asset, asset_id)
 
-    def fingerprints(self, *, only: Collection[str] | None = None) -> Iterator[tuple[str, bytes]]:
-        """Every asset's fingerprint items (raw little-endian uint32 bytes), or ``only`` those assets', streamed
-        in batches."""
-        query = select(FingerprintRow.asset_id, FingerprintRow.items).order_by(FingerprintRow.asset_id)
+    def fingerprints(self, *, only: Collection[str] | None = None) -> Iterator[tuple[str, bytes, bytes | None]]:
+        """Every asset's fingerprint items and landmarks (raw little-endian uint32 bytes; landmarks may be
+        ``None``), or ``only`` those assets', streamed in batches."""
+        query = select(FingerprintRow.asset_id, FingerprintRow.items, FingerprintRow.landmarks).order_by(
+            FingerprintRow.asset_id)
         wanted = sorted(only) if only is not None else [None]
         with self.session() as session:
             for at in range(0, len(wanted), 500):  # a bounded IN list per query
                 batch = query if only is None else query.where(FingerprintRow.asset_id.in_(wanted[at : at + 500]))
                 for row in session.execute(batch.execution_options(yield_per=500)):
-                    yield row.asset_id, row.items
+                    yield row.asset_id, row.items, row.landmarks
 
     def fingerprint_stamps(self) -> dict[str, str]:
         """When each asset's fingerprint was last written, by asset: what an index in memory compares to know

@@ -125,7 +125,8 @@ class Rendition(Base):
 
 
 class FingerprintRow(Base):
-    """An asset's whole-length Chromaprint fingerprint: raw items as little-endian uint32 bytes."""
+    """An asset's whole-length Chromaprint fingerprint: raw items as little-endian uint32 bytes, and its
+    spectral-peak landmarks as little-endian uint32 (hash, frame) pairs (none for a row written before they were)."""
 
     __tablename__ = "fingerprints"
 
@@ -134,6 +135,7 @@ class FingerprintRow(Base):
     duration_s: Mapped[float] = mapped_column(Float)
     item_count: Mapped[int] = mapped_column(Integer)
     items: Mapped[bytes] = mapped_column(LargeBinary)
+    landmarks: Mapped[bytes | None] = mapped_column(LargeBinary)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
