@@ -12,8 +12,9 @@ An alignment may also be searched at a tempo ratio other than 1 (the clip's item
 asset's): that is how a clip whose tempo was changed, or whose pitch was corrected by resampling, still lines
 up. Beside the items, the index holds each asset's spectral-peak landmarks (:mod:`pipelines.landmarks`): one
 uint32 anchor time per landmark, grouped by hash under a directory (:meth:`FingerprintIndex.search_landmarks`),
-about 0.1 MB per hour more. Shards are indexes over disjoint sets of assets; their matches merge by score. A :class:`LayeredIndex` is two
-such shards, a large one and a small one over the assets changed since, which keeps a catalog's index current.
+about 0.1 MB per hour more. Shards are indexes over disjoint sets of assets; their matches merge by score. A
+:class:`LayeredIndex` is two such shards, a large one and a small one over the assets changed since, which keeps
+a catalog's index current.
 """
 
 from __future__ import annotations
