@@ -7,7 +7,7 @@ the catalog's fingerprints.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 import fcntl
 import hashlib
 import json
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 def load_index(catalog: Catalog, *, policy: MatchPolicy | None = None) -> FingerprintIndex:
     """An index over every fingerprint in the catalog, read afresh: deleted assets are simply absent."""
-    return _index(catalog.fingerprints(), policy)
+    return _index(_decoded(catalog.fingerprints()), policy)
 
 
 class CatalogIndex:
@@ -74,7 +74,7 @@ class CatalogIndex:
         self._version: tuple[int, str] | None = None
         self._stamps: dict[str, str] = {}  # what the index holds: asset -> its fingerprint's write time
         self._base = self._recent = _index((), policy)
-        self._recent_items: dict[str, _Entry] = {}
+        self._recent_items: dict[str, tuple[Items, Landmarks | None]] = {}
         self._hidden: set[str] = set()
         self._current = LayeredIndex(self._base, self._recent)
 
@@ -95,9 +95,9 @@ class CatalogIndex:
         if not self._stamps or max(recent_count, len(hidden)) > self.compact_fraction * max(1, len(in_base)):
             self._base, self._recent_items, self._hidden = self._full_index(stamps), {}, set()
         else:
-            fresh = {asset: _entry(items, landmarks)
-                     for asset, items, landmarks in self.catalog.fingerprints(only=changed)}
-            kept = {a: items for a, items in self._recent_items.items() if a not in gone and a not in changed}
+            fresh = {asset: (items, landmarks)
+                     for asset, items, landmarks in _decoded(self.catalog.fingerprints(only=changed))}
+            kept = {a: entry for a, entry in self._recent_items.items() if a not in gone and a not in changed}
             self._recent_items, self._hidden = {**kept, **fresh}, hidden
         self._stamps = stamps
         self._recent = _index(((a, *entry) for a, entry in self._recent_items.items()), self.policy)
@@ -112,7 +112,7 @@ class CatalogIndex:
                 log.warning("cannot use the match index snapshots in %s (%s); building the index in memory",
                             self.snapshots, exc)
         self.full_builds += 1
-        return _index(self.catalog.fingerprints(), self.policy)
+        return _index(_decoded(self.catalog.fingerprints()), self.policy)
 
     def _snapshot(self, stamps: dict[str, str], snapshots: Path) -> FingerprintIndex:
         snapshots.mkdir(parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ class CatalogIndex:
             if folder.exists():
                 self.snapshot_loads += 1
             else:
-                _index(self.catalog.fingerprints(), self.policy).save(folder)
+                _index(_decoded(self.catalog.fingerprints()), self.policy).save(folder)
                 self.full_builds += 1
                 saved = sorted(snapshots.glob("index-*"), key=lambda f: f.stat().st_mtime)
                 for old in saved[: -self.KEEP_SNAPSHOTS]:
@@ -132,21 +132,17 @@ class CatalogIndex:
             return FingerprintIndex.load(folder, policy=self.policy)
 
 
-_Entry = tuple[Items, Landmarks | None]
+def _decoded(rows: Iterable[tuple[str, bytes, bytes | None]]) -> Iterator[tuple[str, Items, Landmarks | None]]:
+    """The catalog's fingerprint rows with their items and landmarks read from the stored bytes."""
+    for asset_id, items, landmarks in rows:
+        yield (asset_id, np.frombuffer(items, dtype="<u4"),
+               None if landmarks is None else Landmarks.from_bytes(landmarks))
 
 
-def _entry(items: bytes, landmarks: bytes | None) -> _Entry:
-    return np.frombuffer(items, dtype="<u4"), None if landmarks is None else Landmarks.from_bytes(landmarks)
-
-
-def _index(rows: Iterable[tuple[str, bytes | Items, bytes | Landmarks | None]],
-           policy: MatchPolicy | None) -> FingerprintIndex:
-    """An index over catalog rows ``(asset_id, items, landmarks)``, as stored (bytes) or decoded."""
-    entries = [(asset_id, items if isinstance(items, np.ndarray) else np.frombuffer(items, dtype="<u4"),
-                landmarks if not isinstance(landmarks, bytes) else Landmarks.from_bytes(landmarks))
-               for asset_id, items, landmarks in rows]
-    return FingerprintIndex(((asset_id, items) for asset_id, items, _ in entries),
-                            landmarks={asset_id: lm for asset_id, _, lm in entries if lm is not None}, policy=policy)
+def _index(entries: Iterable[tuple[str, Items, Landmarks | None]], policy: MatchPolicy | None) -> FingerprintIndex:
+    kept = list(entries)
+    return FingerprintIndex(((asset_id, items) for asset_id, items, _ in kept),
+                            landmarks={asset_id: lm for asset_id, _, lm in kept if lm is not None}, policy=policy)
 
 
 class _Collect:

@@ -51,6 +51,7 @@ HASH_BITS = 18
 _MARGIN = max(CATALOG_NEIGHBOURHOOD[0], _CONTEXT[0] // 2)
 """Frames of spectrogram a chunk's peaks need either side of them."""
 _CHUNK_FRAMES = 2048
+_WINDOW = np.hanning(FRAME + 1)[:-1].astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class LandmarkSink:
     (or a clip's, with ``clip=True``). Holds about a minute of spectrogram at a time, whatever the length."""
 
     def __init__(self, *, rate: int, channels: int, clip: bool = False) -> None:
-        self._channels = channels
+        self._channels = channels  # of the blocks fed: ``(frames, channels)``, or ``(frames,)`` for mono
         self._resampler = None if rate == RATE else soxr.ResampleStream(rate, RATE, 1, dtype="float32")
         self._neighbourhood = CLIP_NEIGHBOURHOOD if clip else CATALOG_NEIGHBOURHOOD
         self._fanout = 0 if clip else CATALOG_FANOUT
@@ -94,7 +95,7 @@ class LandmarkSink:
         self._frames: list[npt.NDArray[np.uint32]] = []
 
     def feed(self, block: npt.NDArray[np.float32]) -> None:
-        mono = block.mean(axis=1, dtype=np.float32) if block.ndim == 2 else block.astype(np.float32)
+        mono = block.reshape(len(block), self._channels).mean(axis=1, dtype=np.float32)
         if self._resampler is not None:
             mono = self._resampler.resample_chunk(mono)
         self._add(mono)
@@ -162,8 +163,6 @@ class LandmarkSink:
         self._frames.append(anchors.astype(np.uint32))
         self._peaks_t, self._peaks_f = t[ready:], f[ready:]
 
-
-_WINDOW = np.hanning(FRAME + 1)[:-1].astype(np.float32)
 
 
 def clip_landmarks(samples: npt.NDArray[np.float32], *, rate: int = RATE) -> Landmarks:

@@ -256,8 +256,7 @@ class FingerprintIndex:
             return []
         counts, left = counts[useful], left[useful]
         clip_frames = np.repeat(landmarks.frames[useful].astype(np.int64), counts)
-        run_starts = np.repeat(left - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        positions = self.lm_postings[run_starts + np.arange(counts.sum())].astype(np.int64)
+        positions = self.lm_postings[_runs(left, counts)].astype(np.int64)
         assets = np.searchsorted(self.lm_starts, positions, side="right") - 1
         a, b = self.policy.landmark_votes
         apart = self.policy.landmark_apart_s / FRAME_S
@@ -297,9 +296,7 @@ class FingerprintIndex:
             return None
         counts, left = counts[useful], left[useful]
         query_index = np.repeat(np.flatnonzero(useful) // len(flips), counts)
-        # positions left[i] .. left[i] + counts[i] - 1 for every useful query item, flattened
-        run_starts = np.repeat(left - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        positions = self.postings[run_starts + np.arange(counts.sum())].astype(np.int64)
+        positions = self.postings[_runs(left, counts)].astype(np.int64)
         assets = np.searchsorted(self.starts, positions, side="right") - 1
         return query_index, assets, positions - self.starts[assets]
 
@@ -431,6 +428,11 @@ def merge(results: Iterable[Sequence[Match]], *, top: int, accept: float) -> lis
 def best_first(matches: Iterable[Match]) -> list[Match]:
     """Highest score first; equal scores by asset id, so that every index over the same assets answers alike."""
     return sorted(matches, key=lambda m: (-m.score, m.asset_id))
+
+
+def _runs(left: npt.NDArray[np.int64], counts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """``left[i] .. left[i] + counts[i] - 1`` for every ``i``, flattened: the postings of every key looked up."""
+    return np.repeat(left - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts) + np.arange(counts.sum())
 
 
 def _longest_run(mask: npt.NDArray[np.bool_]) -> tuple[int, int]:
