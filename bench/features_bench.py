@@ -8,7 +8,7 @@ Accuracy (see ``bench/README.md`` for the corpus and the metrics):
 
 * **MIDI corpus** (:mod:`midi_pieces`): pieces with a known tempo, key and metre rendered through FluidSynth
   with a General MIDI soundfont, each analysed exactly as the job does (ffprobe, the one ffmpeg PCM decode,
-  :class:`~pipelines.features.FeatureSink`). Tempo Accuracy1 (within 4 % of the reference) and Accuracy2 (within
+  :class:`~pipelines.audio.features.FeatureSink`). Tempo Accuracy1 (within 4 % of the reference) and Accuracy2 (within
   4 % of the reference × 1, 2, 3, ½ or ⅓), key accuracy and the MIREX weighted key score (``mir_eval``).
 * **Real recordings**: the fixtures, the Debian music packages of :mod:`music` and LibriVox speech from Debian's
   ``pocketsphinx-testdata``: only speech or music is known; the whole-file ``content_class`` is scored (the
@@ -90,11 +90,11 @@ def render(spec: Any) -> Path:
 
 def analyse(path: Path, *, loudness: bool = False) -> Any:
     """The feature record of ``path`` as the job computes it: probe, one PCM decode, the sinks."""
+    from pipelines.audio.features import FeatureSink
+    from pipelines.audio.loudness import LoudnessMeter
     from pipelines.config import Limits
-    from pipelines.decode import analysis_format, decode_audio
-    from pipelines.features import FeatureSink
-    from pipelines.loudness import LoudnessMeter
-    from pipelines.probe import probe_file
+    from pipelines.media.decode import analysis_format, decode_audio
+    from pipelines.media.probe import probe_file
 
     limits = Limits()
     probe = probe_file(path, ffprobe="ffprobe", limits=limits)
@@ -256,7 +256,7 @@ def speed_child(path: Path, repeat: int) -> dict[str, Any]:
     import librosa
     import numpy as np
 
-    from pipelines.features import warm_up
+    from pipelines.audio.features import warm_up
 
     def project() -> None:
         analyse(path, loudness=True)
@@ -288,7 +288,7 @@ def speed(seconds: float, repeat: int) -> dict[str, Any]:
     path = five_minute_track(seconds)
     env = dict(os.environ, **{name: "1" for name in THREAD_VARS})
     # The baseline's numba kernels compile into a cache of this bench's own: numba's shared on-disk cache is
-    # unsafe while other processes compile into it (see pipelines/rhythm.py).
+    # unsafe while other processes compile into it (see pipelines/audio/rhythm.py).
     env["NUMBA_CACHE_DIR"] = str(CACHE / "numba")
     cmd = [sys.executable, __file__, "--speed-child", str(path), "--repeat", str(repeat)]
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout

@@ -44,9 +44,11 @@ sys.path.insert(0, str(REPO))
 import atheris  # noqa: E402 - after the path setup, so that the project's modules are found
 
 with atheris.instrument_imports(include=["pipelines"]):
-    from pipelines import events, isobmff, package, probe, tags  # noqa: E402
     from pipelines.config import Limits  # noqa: E402
     from pipelines.errors import MediaError  # noqa: E402
+    from pipelines.media import isobmff, probe, tags  # noqa: E402
+    from pipelines.storage import events  # noqa: E402
+    from pipelines.video import package  # noqa: E402
 
 DATA = REPO / "tests" / "data"
 FIXTURES = REPO / "media_fixtures"

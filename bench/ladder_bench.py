@@ -4,7 +4,7 @@ A synthetic 1080p30 master (``testsrc2`` with temporal noise, so the encoder wor
 plus a stereo pink-noise track) is made once and cached under ``bench/.cache/``. Its default ladder (5 H.264
 rungs and one AAC rendition) is then produced three ways, in an interleaved order across repeats:
 
-* ``project``: :func:`pipelines.transcode.transcode` with the default ``EncoderSettings`` and ``Limits``;
+* ``project``: :func:`pipelines.video.transcode.transcode` with the default ``EncoderSettings`` and ``Limits``;
 * ``single``: one hand-written ffmpeg argv, one decode ``split`` into every rung: the practical limit;
 * ``naive``: one ffmpeg per rung run one after the other, each decoding the master itself.
 
@@ -30,9 +30,9 @@ import tempfile
 import time
 
 from pipelines.config import EncoderSettings, Limits
-from pipelines.ladder import Ladder, LadderPolicy, VideoRung, select_ladder
-from pipelines.probe import Probe, probe_file
-from pipelines.transcode import transcode
+from pipelines.media.probe import Probe, probe_file
+from pipelines.video.ladder import Ladder, LadderPolicy, VideoRung, select_ladder
+from pipelines.video.transcode import transcode
 
 BENCH_DIR = Path(__file__).resolve().parent
 CACHE_DIR = BENCH_DIR / ".cache"

@@ -38,10 +38,10 @@ from music import MASTER_RATE, Piece, decode, edit, ffmpeg, pieces, pink_rms, va
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.fingerprint import ITEM_S, FingerprintSink, Items, fingerprint_samples
-from pipelines.landmarks import HASH_BITS, Landmarks, catalog_landmarks
-from pipelines.match_index import FingerprintIndex, Match
-from pipelines.matching import MATCH_RATE, find_clip
+from pipelines.match.fingerprint import ITEM_S, FingerprintSink, Items, fingerprint_samples
+from pipelines.match.index import FingerprintIndex, Match
+from pipelines.match.landmarks import HASH_BITS, Landmarks, catalog_landmarks
+from pipelines.match.search import MATCH_RATE, find_clip
 
 BENCH_DIR = Path(__file__).resolve().parent
 CACHE_DIR = BENCH_DIR / ".cache" / "match"

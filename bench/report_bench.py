@@ -1,7 +1,7 @@
 """Report benchmark: what the quality report costs a long master, against the loudness meter in the same run.
 
 The spectrogram sink rides on the job's one analysis decode, so its cost is measured as a ratio to another sink
-of that decode, :class:`pipelines.loudness.LoudnessMeter`, fed the same blocks in the same process (CPU time of
+of that decode, :class:`pipelines.audio.loudness.LoudnessMeter`, fed the same blocks in the same process (CPU time of
 the process; goal: the sink costs at most 15 % of the meter). The sink is then fed ``--hours`` of audio (default
 10) to show that its memory stays bounded: its peak Python allocation (``tracemalloc``) over 1 hour and over
 ``--hours`` hours (goal: both within four times its column buffer, 512 columns of 513 float64 bins, 2.1 MB:
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.loudness import LoudnessMeter
-from pipelines.report import render_report
-from pipelines.spectrogram import Spectrogram, SpectrogramSink
+from pipelines.audio.loudness import LoudnessMeter
+from pipelines.audio.spectrogram import Spectrogram, SpectrogramSink
+from pipelines.report.page import render_report
 
 RATE = 44100
 BLOCK_S = 10

@@ -2,7 +2,7 @@
 
 For each master (the two video fixtures, and with ``--hd-seconds`` a cached 1080p30 ``testsrc2`` master):
 
-* ``project``: :func:`pipelines.video_analysis.analyse_video` — the small decode, cuts, black, faces, sprite,
+* ``project``: :func:`pipelines.video.analysis.analyse_video` — the small decode, cuts, black, faces, sprite,
   thumbnail track, and the poster's second decode;
 * ``decode``: the same ffmpeg command (:func:`build_analysis_decode_cmd`) with its frames read and dropped —
   the floor of any analysis that looks at every frame at that size.
@@ -28,9 +28,9 @@ import tempfile
 import time
 
 from pipelines.config import Limits
-from pipelines.probe import Probe, probe_file
-from pipelines.runner import run
-from pipelines.video_analysis import VideoAnalysisSettings, analyse_video, analysis_geometry, build_analysis_decode_cmd
+from pipelines.media.probe import Probe, probe_file
+from pipelines.media.runner import run
+from pipelines.video.analysis import VideoAnalysisSettings, analyse_video, analysis_geometry, build_analysis_decode_cmd
 
 BENCH_DIR = Path(__file__).resolve().parent
 FIXTURES = BENCH_DIR.parent / "media_fixtures"

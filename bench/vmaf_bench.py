@@ -1,8 +1,8 @@
 """VMAF benchmark: the quality pass's time as a ratio of the encode's, for a 1080p master's ladder.
 
 The master and its default ladder come from ``ladder_bench.py`` (the cached synthetic 1080p30 master with
-temporal noise, five H.264 rungs and one AAC rendition, encoded by :func:`pipelines.transcode.transcode`).
-Each repeat encodes the ladder, then runs :func:`pipelines.video_quality.measure_video_quality` over its video
+temporal noise, five H.264 rungs and one AAC rendition, encoded by :func:`pipelines.video.transcode.transcode`).
+Each repeat encodes the ladder, then runs :func:`pipelines.video.quality.measure_video_quality` over its video
 rungs once per ``--subsample`` value, as the job's quality stage does. Reported: median wall and user+sys CPU
 time of each, the ratios quality/encode (goal <= 0.5 at the default subsampling), and the rung VMAFs (mean,
 phone model, PSNR, SSIM) measured at each subsampling. The figures go to stdout and
@@ -29,11 +29,11 @@ from typing import TypeVar
 from ladder_bench import BENCH_DIR, ENCODER, FFPROBE, LIMITS, ffmpeg_version, layout, make_master, run_project
 
 from pipelines.config import QualitySettings
-from pipelines.ladder import LadderPolicy, select_ladder
-from pipelines.package import measure_rendition
-from pipelines.probe import probe_file
-from pipelines.transcode import EncodedRendition
-from pipelines.video_quality import RenditionQuality, distorted_rung, measure_video_quality
+from pipelines.media.probe import probe_file
+from pipelines.video.ladder import LadderPolicy, select_ladder
+from pipelines.video.package import measure_rendition
+from pipelines.video.quality import RenditionQuality, distorted_rung, measure_video_quality
+from pipelines.video.transcode import EncodedRendition
 
 RESULTS_FILE = BENCH_DIR / "results" / "vmaf.json"
 GOAL = 0.5

@@ -19,42 +19,42 @@ import tempfile
 import time
 from typing import Any
 
-from pipelines.audio_qc import AudioQC, AudioQCReport
+from pipelines.audio.delivery import DeliveryReport, delivery_report
+from pipelines.audio.features import AudioFeatures, FeatureSink
+from pipelines.audio.loudness import LoudnessMeter, LoudnessReport
+from pipelines.audio.qc import AudioQC, AudioQCReport
+from pipelines.audio.spectrogram import Spectrogram, SpectrogramSink
 from pipelines.catalog import Catalog, validate_asset_id
-from pipelines.clip_match import load_index
+from pipelines.clip_job import load_index
 from pipelines.config import Settings
-from pipelines.cover_art import CoverResult, extract_cover_art
-from pipelines.decode import analysis_format, decode_audio
-from pipelines.delivery import DeliveryReport, delivery_report
 from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError, blame_master
-from pipelines.features import AudioFeatures, FeatureSink
-from pipelines.fingerprint import Fingerprint, FingerprintSink
-from pipelines.ladder import LadderPolicy, select_ladder
-from pipelines.loudness import LoudnessMeter, LoudnessReport
-from pipelines.match_index import ClipIndex, Match, merge
-from pipelines.package import (
+from pipelines.match.fingerprint import Fingerprint, FingerprintSink
+from pipelines.match.index import ClipIndex, Match, merge
+from pipelines.media.cover_art import CoverResult, extract_cover_art
+from pipelines.media.decode import analysis_format, decode_audio
+from pipelines.media.probe import Probe, probe_file
+from pipelines.media.runner import process_is_gone
+from pipelines.media.tags import Metadata, normalise_tags
+from pipelines.report.page import REPORT_CONTENT_TYPE, REPORT_NAME, render_report
+from pipelines.storage import ObjectRef, SourceVersion, Storage, fetch_source
+from pipelines.video.analysis import VideoAnalysis, analyse_video
+from pipelines.video.ladder import LadderPolicy, select_ladder
+from pipelines.video.package import (
     MASTER_NAME,
     MeasuredRendition,
     build_master_playlist,
     measure_rendition,
     publication_order,
 )
-from pipelines.probe import Probe, probe_file
-from pipelines.report import REPORT_CONTENT_TYPE, REPORT_NAME, render_report
-from pipelines.runner import process_is_gone
-from pipelines.spectrogram import Spectrogram, SpectrogramSink
-from pipelines.storage import ObjectRef, SourceVersion, Storage, fetch_source
-from pipelines.tags import Metadata, normalise_tags
-from pipelines.thumbnails import POSTER_NAME, SPRITE_NAME, VTT_NAME
-from pipelines.transcode import transcode
-from pipelines.video_analysis import VideoAnalysis, analyse_video
-from pipelines.video_quality import (
+from pipelines.video.quality import (
     RenditionQuality,
     distorted_rung,
     measure_video_quality,
     quality_error,
     unmeasured_document,
 )
+from pipelines.video.thumbnails import POSTER_NAME, SPRITE_NAME, VTT_NAME
+from pipelines.video.transcode import transcode
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ class _JobRun:
         """VMAF, PSNR and SSIM of every video rung as it will be published, against the master, in one pass.
 
         A pass that breaks fails the job (``quality_failed``, ``quality_timeout``, ``resource_limit``): the
-        ladder is not published without its proof of quality. See :func:`pipelines.video_quality.quality_error`.
+        ladder is not published without its proof of quality. See :func:`pipelines.video.quality.quality_error`.
         """
         settings = self.settings
         with self.tracker.stage("quality") as advance:

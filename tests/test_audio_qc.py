@@ -2,7 +2,7 @@
 
 Masters are generated with ffmpeg's lavfi sources (a music-like mix: a chord over pink noise, shared between
 the channels with some independent noise, slowly swelling, limited), damaged with ffmpeg filters, and decoded
-through the job's own decode (:func:`pipelines.decode.decode_audio`) into the sinks. Known answers that need
+through the job's own decode (:func:`pipelines.media.decode.decode_audio`) into the sinks. Known answers that need
 exact control (clip runs across blocks, room tone) feed numpy arrays to the sinks directly.
 """
 
@@ -18,12 +18,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipelines.audio_qc import AudioQC, AudioQCReport
+from pipelines.audio.delivery import DeliveryReport, delivery_report
+from pipelines.audio.loudness import LoudnessMeter, LoudnessReport, k_weighting
+from pipelines.audio.qc import AudioQC, AudioQCReport
 from pipelines.config import Limits
-from pipelines.decode import analysis_format, decode_audio
-from pipelines.delivery import DeliveryReport, delivery_report
-from pipelines.loudness import LoudnessMeter, LoudnessReport, k_weighting
-from pipelines.probe import probe_file
+from pipelines.media.decode import analysis_format, decode_audio
+from pipelines.media.probe import probe_file
 from tests.conftest import DATA, FIXTURES, make_media
 
 RATE = 44100

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from pipelines.catalog import Catalog
-from pipelines.clip_match import CatalogIndex, load_index
-from pipelines.fingerprint import Items, fingerprint_samples
-from pipelines.match_index import Match
-from pipelines.matching import MATCH_RATE, find_clip
+from pipelines.clip_job import CatalogIndex, load_index
+from pipelines.match.fingerprint import Items, fingerprint_samples
+from pipelines.match.index import Match
+from pipelines.match.search import MATCH_RATE, find_clip
 from tests.conftest import FIXTURES
 
 TRACKS = {"desert": "music_hyperrogue_desert_30s.ogg", "crossroads": "music_hyperrogue_20s.ogg",

@@ -16,11 +16,11 @@ import sys
 
 import pytest
 
-from pipelines import sandbox as sandbox_module
 from pipelines.config import Limits
 from pipelines.errors import FFmpegError
-from pipelines.runner import cpu_limit_s, run
-from pipelines.sandbox import Sandbox, abi_version
+from pipelines.media import sandbox as sandbox_module
+from pipelines.media.runner import cpu_limit_s, run
+from pipelines.media.sandbox import Sandbox, abi_version
 from tests.conftest import CliRunner, make_media
 
 LANDLOCK = abi_version()
@@ -141,7 +141,7 @@ def test_without_landlock_the_run_goes_on_with_a_warning(
     the job, under rlimits and ffmpeg's whitelists, and says so in the log."""
     monkeypatch.setattr(sandbox_module, "abi_version", lambda: 0)
     sandbox_module._warn_once.cache_clear()
-    with caplog.at_level(logging.WARNING, logger="pipelines.sandbox"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.media.sandbox"):
         assert run(["cat", "/etc/hostname"], timeout_s=10, sandbox=Sandbox()).stdout
     assert "no Landlock" in caplog.text
 

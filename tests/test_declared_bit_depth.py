@@ -14,10 +14,10 @@ import sys
 
 import pytest
 
-from pipelines.audio_qc import AudioQC
+from pipelines.audio.qc import AudioQC
 from pipelines.config import Limits
-from pipelines.decode import analysis_format, decode_audio
-from pipelines.probe import probe_file
+from pipelines.media.decode import analysis_format, decode_audio
+from pipelines.media.probe import probe_file
 from tests.conftest import make_media
 
 MEDIAWORKER = str(Path(sys.executable).with_name("mediaworker"))

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.events import EventError, parse_bucket_event
 from pipelines.storage import ObjectRef
+from pipelines.storage.events import EventError, parse_bucket_event
 
 DATA = Path(__file__).parent / "data"
 

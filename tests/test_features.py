@@ -11,10 +11,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipelines.content_class import SegmentEvidence, classify
-from pipelines.features import FRAME_S, AudioFeatures, FeatureSink
-from pipelines.filterbanks import chroma_filterbank, mel_filterbank
-from pipelines.key import PROFILES, estimate_key
+from pipelines.audio.content_class import SegmentEvidence, classify
+from pipelines.audio.features import FRAME_S, AudioFeatures, FeatureSink
+from pipelines.audio.filterbanks import chroma_filterbank, mel_filterbank
+from pipelines.audio.key import PROFILES, estimate_key
 
 RATE = 44100
 FIXTURES = Path(__file__).resolve().parent.parent / "media_fixtures"
@@ -195,7 +195,7 @@ def test_noise_click_track_has_no_key() -> None:
 
 def test_filterbanks_are_librosas() -> None:
     # Golden values from librosa 0.11.0's filters.mel(sr=22050, n_fft=2048, n_mels=128) and filters.chroma(...,
-    # tuning=0) (librosa itself is not imported here: importing it loads numba kernels, see pipelines/rhythm.py).
+    # tuning=0) (librosa itself is not imported here: importing it loads numba kernels, see pipelines/audio/rhythm.py).
     mel = mel_filterbank(rate=22050, n_fft=2048, n_mels=128)
     assert mel.shape == (128, 1025)
     assert mel.sum(axis=1)[[0, 10, 64, 127]] == pytest.approx([0.09034588, 0.09104112, 0.09280049, 0.09286924],
@@ -216,7 +216,7 @@ def test_filterbanks_are_librosas() -> None:
 
 def test_the_analysis_compiles_nothing() -> None:
     # numba's on-disk cache is unsafe when processes compile at once (a worker pool starting): none is loaded.
-    code = ("import sys; from pipelines.features import warm_up; warm_up(); "
+    code = ("import sys; from pipelines.audio.features import warm_up; warm_up(); "
             "print(sorted(m for m in ('numba', 'librosa') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parent.parent)

@@ -8,9 +8,9 @@ import struct
 import pytest
 
 from pipelines.errors import MediaError
-from pipelines.isobmff import Mp4FormatError, count_samples, track_format
-from pipelines.package import MeasuredRendition, PlaylistError, build_master_playlist
-from pipelines.probe import parse_probe
+from pipelines.media.isobmff import Mp4FormatError, count_samples, track_format
+from pipelines.media.probe import parse_probe
+from pipelines.video.package import MeasuredRendition, PlaylistError, build_master_playlist
 from tests.conftest import DATA
 from tests.test_packaging import _rendition
 

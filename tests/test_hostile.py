@@ -30,11 +30,11 @@ import pytest
 
 from pipelines.catalog import Catalog
 from pipelines.config import Settings
-from pipelines.events import NewMaster, parse_bucket_event
 from pipelines.job import JobOutcome, run_job
-from pipelines.probe import declared_wav_data_bytes, refused_frame_size
-from pipelines.s3storage import S3Storage
+from pipelines.media.probe import declared_wav_data_bytes, refused_frame_size
 from pipelines.storage import LocalStorage, SourceVersion
+from pipelines.storage.events import NewMaster, parse_bucket_event
+from pipelines.storage.s3 import S3Storage
 from tests import hostile_media as hostile
 from tests.conftest import files_under, make_media
 from tests.test_events import _event

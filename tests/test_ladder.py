@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.ladder import LadderPolicy, select_ladder
-from pipelines.probe import Probe, Stream
+from pipelines.media.probe import Probe, Stream
+from pipelines.video.ladder import LadderPolicy, select_ladder
 
 
 def _video(width: int, height: int, *, kbps: int | None = None, fps: float = 30.0, channels: int | None = 2) -> Probe:

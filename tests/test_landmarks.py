@@ -11,11 +11,11 @@ import numpy.typing as npt
 import pytest
 
 from pipelines.catalog import Catalog
-from pipelines.clip_match import load_index
-from pipelines.fingerprint import FingerprintSink, fingerprint_samples
-from pipelines.landmarks import FRAME_S, Landmarks, LandmarkSink, catalog_landmarks, clip_landmarks
-from pipelines.match_index import FingerprintIndex
-from pipelines.matching import MATCH_RATE, find_clip, suppress_noise
+from pipelines.clip_job import load_index
+from pipelines.match.fingerprint import FingerprintSink, fingerprint_samples
+from pipelines.match.index import FingerprintIndex
+from pipelines.match.landmarks import FRAME_S, Landmarks, LandmarkSink, catalog_landmarks, clip_landmarks
+from pipelines.match.search import MATCH_RATE, find_clip, suppress_noise
 from tests.test_match_robust import CROSSROADS, DESERT, JUNGLE, SPEECH, _decode, _rms
 
 

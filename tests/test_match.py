@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.fingerprint import fingerprint_samples
-from pipelines.match_index import FingerprintIndex, score
-from pipelines.matching import SpeedSearch, resample
+from pipelines.match.fingerprint import fingerprint_samples
+from pipelines.match.index import FingerprintIndex, score
+from pipelines.match.search import SpeedSearch, resample
 from tests.conftest import FIXTURES, MEDIAWORKER, CliResult, make_media
 
 DESERT = FIXTURES / "music_hyperrogue_desert_30s.ogg"

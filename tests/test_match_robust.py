@@ -11,9 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipelines.fingerprint import FingerprintSink, fingerprint_samples
-from pipelines.match_index import FingerprintIndex, Match, MatchPolicy
-from pipelines.matching import MATCH_RATE, find_clip, suppress_noise
+from pipelines.match.fingerprint import FingerprintSink, fingerprint_samples
+from pipelines.match.index import FingerprintIndex, Match, MatchPolicy
+from pipelines.match.search import MATCH_RATE, find_clip, suppress_noise
 from tests.conftest import FIXTURES
 
 DESERT = FIXTURES / "music_hyperrogue_desert_30s.ogg"

@@ -7,8 +7,8 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from pipelines.isobmff import Mp4FormatError, TrackFormat, count_samples, track_format
-from pipelines.package import (
+from pipelines.media.isobmff import Mp4FormatError, TrackFormat, count_samples, track_format
+from pipelines.video.package import (
     MeasuredRendition,
     PlaylistError,
     build_master_playlist,

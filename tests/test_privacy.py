@@ -23,7 +23,6 @@ import urllib3
 from pipelines.catalog import Catalog
 from pipelines.config import BrokerTls, S3Settings, Settings
 from pipelines.errors import CatalogError, ConfigError, StorageError
-from pipelines.events import minimal_event, parse_bucket_event
 from pipelines.privacy import (
     RedactingFilter,
     install_redaction,
@@ -33,8 +32,9 @@ from pipelines.privacy import (
     settings_secrets,
     url_secrets,
 )
-from pipelines.s3storage import S3Storage
 from pipelines.storage import ObjectRef
+from pipelines.storage.events import minimal_event, parse_bucket_event
+from pipelines.storage.s3 import S3Storage
 from tests import secretscan
 from tests.conftest import DATA, MEDIAWORKER
 from tests.s3server import S3Server

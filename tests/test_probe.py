@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.config import Limits
 from pipelines.errors import MediaError
-from pipelines.probe import parse_probe, validate
+from pipelines.media.probe import parse_probe, validate
 
 DATA = Path(__file__).parent / "data"
 

@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipelines.audio.spectrogram import SpectrogramSink
 from pipelines.catalog import Catalog
 from pipelines.config import Settings
 import pipelines.job
 from pipelines.job import run_job
-from pipelines.package import MASTER_NAME
-from pipelines.report import REPORT_NAME, render_report, verdict_of
-from pipelines.spectrogram import SpectrogramSink
+from pipelines.report.page import REPORT_NAME, render_report, verdict_of
 from pipelines.storage import LocalStorage, ObjectRef
+from pipelines.video.package import MASTER_NAME
 from tests.conftest import FIXTURES, make_media
 
 RATE = 44100

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from pipelines.errors import FFmpegError
-from pipelines.runner import Progress, parse_progress_block, run
+from pipelines.media.runner import Progress, parse_progress_block, run
 
 DATA = Path(__file__).parent / "data"
 
@@ -95,7 +95,7 @@ def test_children_die_with_a_killed_caller(tmp_path: Path) -> None:
 
     pid_file = tmp_path / "child.pid"
     script = (
-        "from pipelines.runner import run\n"
+        "from pipelines.media.runner import run\n"
         f"run(['sh', '-c', 'echo $$ > {pid_file}; exec sleep 300'], timeout_s=300)\n"
     )
     caller = subprocess.Popen([sys.executable, "-c", script])

@@ -17,8 +17,8 @@ import urllib3
 
 from pipelines.config import S3Settings
 from pipelines.errors import ConfigError, StorageError
-from pipelines.s3storage import PART_SIZE, S3Storage
 from pipelines.storage import InvalidKeyError, ObjectRef
+from pipelines.storage.s3 import PART_SIZE, S3Storage
 from tests.conftest import MEDIAWORKER, make_media
 
 

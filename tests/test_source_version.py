@@ -14,8 +14,8 @@ from pipelines.catalog import Catalog
 from pipelines.catalog.leases import Requeued, claim, enqueue, requeue_abandoned
 from pipelines.config import Settings
 from pipelines.job import run_job
-from pipelines.s3storage import S3Storage
 from pipelines.storage import ObjectRef, SourceVersion
+from pipelines.storage.s3 import S3Storage
 from tests.conftest import expire_lease, make_media
 from workers.sweeper import sweep
 from workers.tasks import PROCESS_ASSET

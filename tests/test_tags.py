@@ -12,16 +12,16 @@ import pytest
 
 from pipelines.catalog import Catalog
 from pipelines.config import Limits
-from pipelines.cover_art import (
+from pipelines.errors import MediaError
+from pipelines.media.cover_art import (
     MAX_COVER_BYTES,
     build_cover_cmd,
     check_cover,
     extract_cover_art,
     image_size,
 )
-from pipelines.errors import MediaError
-from pipelines.probe import parse_probe, probe_file
-from pipelines.tags import (
+from pipelines.media.probe import parse_probe, probe_file
+from pipelines.media.tags import (
     ELLIPSIS,
     MAX_CHAPTERS,
     MAX_TEXT_CHARS,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.config import EncoderSettings, Limits
-from pipelines.ladder import LadderPolicy, select_ladder
-from pipelines.probe import Probe, Stream
-from pipelines.transcode import build_transcode_cmd
+from pipelines.media.probe import Probe, Stream
+from pipelines.video.ladder import LadderPolicy, select_ladder
+from pipelines.video.transcode import build_transcode_cmd
 
 HLS = ["-hls_fmp4_init_filename", "init.mp4", "-hls_playlist_type", "vod"]
 

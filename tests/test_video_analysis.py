@@ -14,10 +14,17 @@ import numpy as np
 import pytest
 
 from pipelines.config import Limits
-from pipelines.package import MASTER_NAME, publication_order
-from pipelines.probe import probe_file
-from pipelines.scene_cuts import CutDetector, signature
-from pipelines.thumbnails import (
+from pipelines.media.probe import probe_file
+from pipelines.video.analysis import (
+    SceneAnalyzer,
+    VideoAnalysis,
+    VideoAnalysisSettings,
+    analyse_video,
+    build_analysis_decode_cmd,
+)
+from pipelines.video.package import MASTER_NAME, publication_order
+from pipelines.video.scene_cuts import CutDetector, signature
+from pipelines.video.thumbnails import (
     MAX_TILES,
     POSTER_NAME,
     SPRITE_NAME,
@@ -25,13 +32,6 @@ from pipelines.thumbnails import (
     SpriteLayout,
     build_thumbnails_vtt,
     sprite_interval,
-)
-from pipelines.video_analysis import (
-    SceneAnalyzer,
-    VideoAnalysis,
-    VideoAnalysisSettings,
-    analyse_video,
-    build_analysis_decode_cmd,
 )
 from tests.conftest import FIXTURES, CliRunner, make_media
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from pipelines.config import Limits, QualitySettings
-from pipelines.probe import probe_file
-from pipelines.video_quality import (
+from pipelines.media.probe import probe_file
+from pipelines.video.quality import (
     Distorted,
     MetricStats,
     RenditionQuality,
@@ -152,7 +152,7 @@ def test_wasted_bits_and_scores() -> None:
 
 
 def test_reference_size_fits_a_1080p_box() -> None:
-    from pipelines.probe import Probe, Stream
+    from pipelines.media.probe import Probe, Stream
 
     def probe(width: int, height: int, rotation: int = 0) -> Probe:
         stream = Stream(index=0, codec_type="video", codec_name="h264", width=width, height=height, rotation=rotation)
@@ -265,7 +265,7 @@ def test_settings_from_the_environment() -> None:
 
 def test_a_pass_past_its_time_limit_is_killed_and_named(tmp_path: Path) -> None:
     from pipelines.errors import FFmpegError, MediaError
-    from pipelines.video_quality import quality_error
+    from pipelines.video.quality import quality_error
 
     probe = probe_file(PRISTINE, ffprobe="ffprobe", limits=LIMITS)
     rung = Distorted(name="d", path=DISTORTED, segments=(SegmentSpan(start_s=0.0, duration_s=4.004, frames=120),))

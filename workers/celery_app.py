@@ -23,8 +23,8 @@ from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 from kombu.entity import Queue
 
+from pipelines.audio.features import warm_up as warm_up_features
 from pipelines.config import Settings
-from pipelines.features import warm_up as warm_up_features
 from pipelines.privacy import install_redaction, settings_secrets
 from workers.runtime import WorkerRuntime
 

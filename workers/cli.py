@@ -182,7 +182,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _match(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.clip_match import match_clip
+    from pipelines.clip_job import match_clip
 
     if not args.clip.startswith("s3://") and not Path(args.clip).is_file():
         print(f"mediaworker: no such file: {args.clip}", file=sys.stderr)
@@ -292,7 +292,7 @@ def _failed(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _search(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.tags import normalise_isrc, normalise_language
+    from pipelines.media.tags import normalise_isrc, normalise_language
 
     isrc = normalise_isrc(args.isrc) if args.isrc else None
     language = normalise_language(args.language) if args.language else None
@@ -339,7 +339,7 @@ def _tempo_range(text: str) -> tuple[float, float]:
 
 
 def _pitch_class(text: str) -> int:
-    from pipelines.key import PITCH_CLASSES
+    from pipelines.audio.key import PITCH_CLASSES
 
     name = text.strip()
     if name.lstrip("-").isdigit() and -1 <= int(name) <= 11:
@@ -359,7 +359,7 @@ def _mode(text: str) -> int:
 
 
 def _key_name(key: int | None, mode: int | None) -> str:
-    from pipelines.key import PITCH_CLASSES
+    from pipelines.audio.key import PITCH_CLASSES
 
     if key is None or not 0 <= key <= 11:
         return "no key"

@@ -1,7 +1,7 @@
 """Uploads become jobs: a consumer of MinIO's bucket notifications, published to AMQP (RabbitMQ).
 
 MinIO's AMQP target publishes each S3 event to an exchange; every worker on an AMQP broker binds one shared
-durable queue to it and turns each new master (``pipelines.events``) into a ``process_asset`` job on the
+durable queue to it and turns each new master (``pipelines.storage.events``) into a ``process_asset`` job on the
 transcode queue. Configure MinIO with the exchange and routing key of ``docker/compose.yaml``
 (``MINIO_NOTIFY_AMQP_*``) and ``mc event add local/masters arn:minio:sqs::mediaworker:amqp --event put``.
 """
@@ -16,7 +16,7 @@ from kombu.entity import Exchange, Queue
 from kombu.messaging import Consumer
 
 from pipelines.catalog.leases import enqueue
-from pipelines.events import EventError, minimal_event, parse_bucket_event
+from pipelines.storage.events import EventError, minimal_event, parse_bucket_event
 from workers.runtime import WorkerRuntime
 from workers.tasks import INGEST_EVENT, PROCESS_ASSET
 

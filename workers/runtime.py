@@ -6,12 +6,12 @@ import os
 import socket
 
 from pipelines.catalog import Catalog
-from pipelines.clip_match import CatalogIndex
+from pipelines.clip_job import CatalogIndex
 from pipelines.config import Settings
-from pipelines.match_index import LayeredIndex
-from pipelines.runner import process_is_gone
-from pipelines.s3storage import S3Storage
+from pipelines.match.index import LayeredIndex
+from pipelines.media.runner import process_is_gone
 from pipelines.storage import LocalStorage, Storage
+from pipelines.storage.s3 import S3Storage
 
 
 def open_storage(settings: Settings) -> Storage:

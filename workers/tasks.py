@@ -14,13 +14,13 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from pipelines import clip_match
+from pipelines import clip_job
 from pipelines.catalog import validate_asset_id
 from pipelines.catalog.leases import Claim, claim, fail, mark_cancelled, release_for_retry
 from pipelines.errors import CatalogError, MediaError, StorageError
-from pipelines.events import EventError
 from pipelines.job import JobOutcome, run_job
 from pipelines.storage import SourceVersion
+from pipelines.storage.events import EventError
 from workers.claims import JobInterrupted, held_lease
 from workers.runtime import WorkerRuntime, holder_is_dead
 
@@ -49,7 +49,7 @@ def register(app: Celery) -> None:
         """The match document for the clip at ``source`` (``s3://bucket/key``), as ``mediaworker match --json``."""
         runtime: WorkerRuntime = self.app.conf.mediaworker_runtime
         try:
-            return clip_match.match_clip(runtime.settings, source, catalog=runtime.catalog, storage=runtime.storage,
+            return clip_job.match_clip(runtime.settings, source, catalog=runtime.catalog, storage=runtime.storage,
                                          index=runtime.match_index())
         except MediaError as exc:
             return {"matches": [], "error": {"code": exc.code, "message": exc.message}}

@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.audio.delivery import ScoreReason
 from pipelines.config import ACCEPTED_DEMUXERS, Limits, QualitySettings
-from pipelines.delivery import ScoreReason
 from pipelines.errors import FFmpegError, MediaError, blame_master
-from pipelines.isobmff import count_samples
-from pipelines.package import MeasuredRendition, parse_media_playlist
-from pipelines.probe import Probe
-from pipelines.runner import Progress, run
-from pipelines.sandbox import sandbox_for
-from pipelines.transcode import PLAYLIST_NAME
+from pipelines.media.isobmff import count_samples
+from pipelines.media.probe import Probe
+from pipelines.media.runner import Progress, run
+from pipelines.media.sandbox import sandbox_for
+from pipelines.video.package import MeasuredRendition, parse_media_playlist
+from pipelines.video.transcode import PLAYLIST_NAME
 
 log = logging.getLogger(__name__)
 

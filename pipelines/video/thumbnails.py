@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
-from pipelines.scene_cuts import Rgb
+from pipelines.video.scene_cuts import Rgb
 
 SPRITE_NAME = "sprite.jpg"
 VTT_NAME = "thumbnails.vtt"

@@ -8,7 +8,7 @@ killed outright (a Celery hard time limit, ``kill -9``), the kernel kills the ch
 
 The child also gets a CPU-time limit worth its wall-clock limit on every core — a backstop the kernel enforces
 should the caller be frozen rather than killed — an environment with nothing but ``PATH`` (no credentials for
-a subverted decoder to read), and, given a :class:`~pipelines.sandbox.Sandbox`, a Landlock ruleset that keeps
+a subverted decoder to read), and, given a :class:`~pipelines.media.sandbox.Sandbox`, a Landlock ruleset that keeps
 it to the job's files and off the network.
 """
 
@@ -33,7 +33,7 @@ import sys
 import time
 
 from pipelines.errors import FFmpegError
-from pipelines.sandbox import Sandbox, SandboxError, build_ruleset, restrict_self
+from pipelines.media.sandbox import Sandbox, SandboxError, build_ruleset, restrict_self
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def run(
 
     ``rlimits`` (``resource.RLIMIT_*`` → limit) are set in the child before it starts: a program that passes
     its memory limit fails there, not in the worker. ``RLIMIT_CPU`` defaults to ``timeout_s`` on every core.
-    With ``sandbox``, the program runs under Landlock (see :mod:`pipelines.sandbox`). Raises ``FFmpegError`` if
+    With ``sandbox``, the program runs under Landlock (see :mod:`pipelines.media.sandbox`). Raises ``FFmpegError`` if
     the program cannot start or be confined (``returncode`` ``None``), exits non-zero or runs past
     ``timeout_s`` (or its CPU time); in every case the process group is gone when this returns.
     """

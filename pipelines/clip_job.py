@@ -23,13 +23,13 @@ import numpy.typing as npt
 
 from pipelines.catalog import Catalog
 from pipelines.config import Settings
-from pipelines.decode import Block, PcmFormat, decode_audio
 from pipelines.errors import MediaError
-from pipelines.fingerprint import Items
-from pipelines.landmarks import Landmarks
-from pipelines.match_index import ClipIndex, FingerprintIndex, LayeredIndex, MatchPolicy
-from pipelines.matching import MATCH_RATE, find_clip
-from pipelines.probe import probe_file
+from pipelines.match.fingerprint import Items
+from pipelines.match.index import ClipIndex, FingerprintIndex, LayeredIndex, MatchPolicy
+from pipelines.match.landmarks import Landmarks
+from pipelines.match.search import MATCH_RATE, find_clip
+from pipelines.media.decode import Block, PcmFormat, decode_audio
+from pipelines.media.probe import probe_file
 from pipelines.storage import Storage, fetch_source
 
 MAX_CLIP_S = 20 * 60.0

@@ -25,7 +25,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.spectrogram import Spectrogram
+from pipelines.audio.spectrogram import Spectrogram
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType

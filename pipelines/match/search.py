@@ -9,7 +9,7 @@ tempo was put back, so each resampled variant is also voted at the tempo ratio t
 time change; a tempo-only edit keeps its pitch, so the unresampled clip is voted at a grid of tempo ratios.
 The plain clip is searched first (items within one bit); unless that answer is sure, the clip is searched
 again within two bits, as it is and with its noise floor subtracted (:func:`suppress_noise`), and by its
-spectral-peak landmarks (:mod:`pipelines.landmarks`, for noise that has taken its items), and the best answer
+spectral-peak landmarks (:mod:`pipelines.match.landmarks`, for noise that has taken its items), and the best answer
 of the four wins; the variants run only when none finds anything, so an ordinary query costs one lookup.
 The grid stops at the first factor (nearest to 1 first) that matches, once its two neighbours are scored too:
 the nearest factor that matches may be a step short of the edit's. Whatever the two-bit passes or the grid
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.fingerprint import ITEM_S, fingerprint_samples
-from pipelines.landmarks import clip_landmarks
-from pipelines.match_index import ClipIndex, Match, best_first, merge, score
+from pipelines.match.fingerprint import ITEM_S, fingerprint_samples
+from pipelines.match.index import ClipIndex, Match, best_first, merge, score
+from pipelines.match.landmarks import clip_landmarks
 
 MATCH_RATE = 11025
 """Hz: Chromaprint's own rate; clips are decoded to mono at this rate for matching."""

@@ -5,7 +5,7 @@ scaled down to ``analysis_width`` pixels wide, to raw RGB on a pipe. Each frame 
 then dropped; what is kept is bounded: a few numbers a frame, a few frames of each open scene, and the sprite
 tiles. From it come
 
-- **cuts**, with their scores, at exact frame times (:mod:`pipelines.scene_cuts` says how);
+- **cuts**, with their scores, at exact frame times (:mod:`pipelines.video.scene_cuts` says how);
 - **black intervals**: runs of at least ``min_black_s`` in which at least ``black_pixel_ratio`` of the pixels
   are at or below ``black_luma`` of full scale (ffmpeg ``blackdetect``'s measure, with a shorter minimum);
 - **faces per scene**: OpenCV's bundled frontal-face Haar cascade on up to ``face_frames`` frames spread over
@@ -16,7 +16,7 @@ tiles. From it come
   most time on is the likeliest to represent it — preferring scenes that are not wholly in the first or last
   5 % (titles, credits), and away from the scene's edges (no transition frames). It is decoded again from the
   master, at display size, with an accurate seek;
-- the **sprite sheet** and its WebVTT track (:mod:`pipelines.thumbnails`), from the same decode.
+- the **sprite sheet** and its WebVTT track (:mod:`pipelines.video.thumbnails`), from the same decode.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ import numpy as np
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
 from pipelines.errors import FFmpegError, MediaError, blame_master
-from pipelines.probe import Probe
-from pipelines.runner import run
-from pipelines.sandbox import Sandbox, sandbox_for
-from pipelines.scene_cuts import Cut, CutDetector, CutPolicy, Rgb, signature
-from pipelines.thumbnails import (
+from pipelines.media.probe import Probe
+from pipelines.media.runner import run
+from pipelines.media.sandbox import Sandbox, sandbox_for
+from pipelines.video.scene_cuts import Cut, CutDetector, CutPolicy, Rgb, signature
+from pipelines.video.thumbnails import (
     POSTER_NAME,
     POSTER_TIMEOUT_S,
     SPRITE_COLUMNS,

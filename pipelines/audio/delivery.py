@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.audio_qc import AudioQCReport
-from pipelines.loudness import LoudnessReport
+from pipelines.audio.loudness import LoudnessReport
+from pipelines.audio.qc import AudioQCReport
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,7 +49,7 @@ PROFILES: tuple[DeliveryProfile, ...] = (SPOTIFY, APPLE_MUSIC, APPLE_PODCASTS, A
 PRIMARY_BY_CONTENT_CLASS: dict[str, str] = {
     "music": "spotify", "speech": "apple_podcasts", "podcast": "apple_podcasts", "audiobook": "acx",
     "broadcast": "ebu_r128",
-    "mixed": "apple_podcasts",  # speech with music (pipelines.content_class): a podcast or a show, most often
+    "mixed": "apple_podcasts",  # speech with music (pipelines.audio.content_class): a podcast or a show, most often
 }
 
 

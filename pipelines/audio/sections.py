@@ -1,7 +1,7 @@
 """Sections — the large parts of a recording (intro, verse, chorus, a spoken interlude) — as Spotify's audio
 analysis gave them: start, duration, loudness, tempo, key and mode of each.
 
-Computed on the ~2 s analysis segments of :mod:`pipelines.features`, never on the audio again. Each segment is
+Computed on the ~2 s analysis segments of :mod:`pipelines.audio.features`, never on the audio again. Each segment is
 described by its mean MFCCs (timbre), its chroma profile (harmony) and its level; every column standardised over
 the file. A boundary's *novelty* is the distance between the mean description of the ``WINDOW_SEGMENTS``
 segments before it and of those after it (~8 s each side). Boundaries are the novelty peaks that stand out from
@@ -13,7 +13,7 @@ structural analysis.
 
 Per section: ``loudness`` is the mean power level in dBFS (a full-scale sine is −3 dB), not LUFS; ``tempo`` the
 median beat interval of the section's beats (null where the section has under 8 beats, e.g. beyond the rhythm
-window); ``key``/``mode`` the key profile fit of the section's chroma (:func:`pipelines.key.estimate_key`).
+window); ``key``/``mode`` the key profile fit of the section's chroma (:func:`pipelines.audio.key.estimate_key`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.key import estimate_key
+from pipelines.audio.key import estimate_key
 
 Floats = npt.NDArray[np.float64]
 

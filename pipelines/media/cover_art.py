@@ -14,9 +14,9 @@ import resource
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
 from pipelines.errors import FFmpegError
-from pipelines.probe import Probe, Stream
-from pipelines.runner import run
-from pipelines.sandbox import sandbox_for
+from pipelines.media.probe import Probe, Stream
+from pipelines.media.runner import run
+from pipelines.media.sandbox import sandbox_for
 
 MAX_COVER_BYTES = 10 << 20
 MIN_SIDE_PX, MAX_SIDE_PX = 16, 8192

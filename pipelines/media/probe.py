@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
 from pipelines.errors import FFmpegError, MediaError, resource_limit_error
-from pipelines.runner import run
-from pipelines.sandbox import sandbox_for
-from pipelines.tags import MAX_TAGS, Chapter, clean_text, parse_chapters
+from pipelines.media.runner import run
+from pipelines.media.sandbox import sandbox_for
+from pipelines.media.tags import MAX_TAGS, Chapter, clean_text, parse_chapters
 
 MediaKind = Literal["audio", "video"]
 

@@ -1,6 +1,6 @@
 """EBU R128 / ITU-R BS.1770-4 loudness, loudness range and true peak, streamed from the job's one PCM decode.
 
-:class:`LoudnessMeter` is a :class:`~pipelines.decode.PcmSink`. It K-weights every block (two biquads designed
+:class:`LoudnessMeter` is a :class:`~pipelines.media.decode.PcmSink`. It K-weights every block (two biquads designed
 for the actual sample rate from the standard's analogue prototype, state kept across blocks), keeps one mean
 square per 100 ms of audio (8 bytes per 100 ms: about 1.7 MB for a six-hour audiobook; the signal itself is
 never kept) and derives from those, at :meth:`LoudnessMeter.finish`:
@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft, signal
 
-from pipelines.decode import Block
+from pipelines.media.decode import Block
 
 Floats = npt.NDArray[np.float64]
 
@@ -190,7 +190,7 @@ class LoudnessReport:
 
 
 class LoudnessMeter:
-    """A :class:`~pipelines.decode.PcmSink` measuring BS.1770-4 loudness, loudness range and peaks.
+    """A :class:`~pipelines.media.decode.PcmSink` measuring BS.1770-4 loudness, loudness range and peaks.
 
     ``rate`` (Hz) must be a multiple of 10 (100 ms is a whole number of frames); ``series_interval_s`` is the
     spacing of the momentary/short-term series kept for a chart, a multiple of 0.1 s.

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pipelines.probe import Probe
+from pipelines.media.probe import Probe
 
 ContentClass = Literal["music", "speech", "mixed"]
 

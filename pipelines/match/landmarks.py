@@ -75,7 +75,7 @@ class Landmarks:
 
 
 class LandmarkSink:
-    """A :class:`~pipelines.decode.PcmSink` that finds a master's catalog landmarks as its decode streams by
+    """A :class:`~pipelines.media.decode.PcmSink` that finds a master's catalog landmarks as its decode streams by
     (or a clip's, with ``clip=True``). Holds about a minute of spectrogram at a time, whatever the length."""
 
     def __init__(self, *, rate: int, channels: int, clip: bool = False) -> None:

@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 import re
 
-from pipelines.isobmff import TrackFormat, count_samples, track_format
-from pipelines.transcode import PLAYLIST_NAME, EncodedRendition
+from pipelines.media.isobmff import TrackFormat, count_samples, track_format
+from pipelines.video.transcode import PLAYLIST_NAME, EncodedRendition
 
 MASTER_NAME = "master.m3u8"
 AUDIO_GROUP = "aac"

@@ -1,9 +1,9 @@
 """Audio QC of a master from the job's one PCM decode: clipping, DC offset, silences, phase, noise floor.
 
-:class:`AudioQC` is a :class:`~pipelines.decode.PcmSink`. It regroups the decode's blocks into chunks of
+:class:`AudioQC` is a :class:`~pipelines.media.decode.PcmSink`. It regroups the decode's blocks into chunks of
 20 analysis windows (1 s at the default 50 ms) and keeps only running sums and a few run lengths, so its
 memory does not grow with the master's length (the internal silences it lists are capped). It also feeds the
-source checks of :mod:`pipelines.audio_integrity` (effective bit depth, spectral cutoff), which need the
+source checks of :mod:`pipelines.audio.integrity` (effective bit depth, spectral cutoff), which need the
 declared sample rate and bit depth from the probe.
 """
 
@@ -16,9 +16,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.audio_integrity import BitDepthMeter, BitDepthReport, SpectrumMeter, SpectrumReport
-from pipelines.decode import Block
-from pipelines.loudness import BlockBuffer
+from pipelines.audio.integrity import BitDepthMeter, BitDepthReport, SpectrumMeter, SpectrumReport
+from pipelines.audio.loudness import BlockBuffer
+from pipelines.media.decode import Block
 
 PhaseVerdict = Literal["mono", "dual_mono", "stereo", "partly_out_of_phase", "out_of_phase", "silent"]
 Floats = npt.NDArray[np.float64]
@@ -111,7 +111,7 @@ class AudioQCReport:
 
 
 class AudioQC:
-    """A :class:`~pipelines.decode.PcmSink` running every QC check on the decoded audio.
+    """A :class:`~pipelines.media.decode.PcmSink` running every QC check on the decoded audio.
 
     ``rate`` and ``channels`` describe the decoded PCM; ``declared_rate`` (Hz) and ``declared_bits`` are the
     source's, from the probe (``None`` when unknown or, for bits, a lossy codec).

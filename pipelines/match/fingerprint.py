@@ -13,8 +13,8 @@ import chromaprint
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.decode import Block
-from pipelines.landmarks import Landmarks, LandmarkSink
+from pipelines.match.landmarks import Landmarks, LandmarkSink
+from pipelines.media.decode import Block
 
 ITEM_S = 1365 / 11025
 """Seconds between two items: Chromaprint's hop of 1365 samples at its internal 11,025 Hz."""
@@ -25,7 +25,7 @@ Items = npt.NDArray[np.uint32]
 @dataclass(frozen=True)
 class Fingerprint:
     """A raw Chromaprint fingerprint; ``duration_s`` is the length of the audio it was computed from. A master's
-    also has its spectral-peak ``landmarks`` (:mod:`pipelines.landmarks`), which find it in heavy noise."""
+    also has its spectral-peak ``landmarks`` (:mod:`pipelines.match.landmarks`), which find it in heavy noise."""
 
     items: Items
     duration_s: float
@@ -40,7 +40,7 @@ class Fingerprint:
 
 
 class FingerprintSink:
-    """A :class:`~pipelines.decode.PcmSink` that fingerprints everything it is fed, items and landmarks."""
+    """A :class:`~pipelines.media.decode.PcmSink` that fingerprints everything it is fed, items and landmarks."""
 
     def __init__(self, *, rate: int, channels: int) -> None:
         self._rate = rate

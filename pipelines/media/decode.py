@@ -17,9 +17,9 @@ import numpy.typing as npt
 
 from pipelines.config import ACCEPTED_DEMUXERS, Limits
 from pipelines.errors import FFmpegError, MediaError, resource_limit_error
-from pipelines.probe import Probe
-from pipelines.runner import run
-from pipelines.sandbox import sandbox_for
+from pipelines.media.probe import Probe
+from pipelines.media.runner import run
+from pipelines.media.sandbox import sandbox_for
 
 ANALYSIS_RATE = 44100
 """Hz: high enough for loudness and spectral analysis; each sink resamples down to what it needs."""

@@ -1,6 +1,6 @@
 """One ffmpeg process that decodes the master once and encodes every rung of the ladder into HLS.
 
-The filter graph is built with ffmpeg-python and compiled to an argv list that :mod:`pipelines.runner` runs
+The filter graph is built with ffmpeg-python and compiled to an argv list that :mod:`pipelines.media.runner` runs
 (ffmpeg-python's own ``.run()`` has no timeout). Video is decoded once and ``split`` into one scaler per rung;
 audio likewise through ``asplit``. Every video rung uses the same fixed GOP with keyframes forced at each
 segment boundary and scene-cut keyframes off, so all rungs cut their segments at the same timestamps and a
@@ -18,10 +18,10 @@ import shlex
 import ffmpeg
 
 from pipelines.config import ACCEPTED_DEMUXERS, EncoderSettings, Limits
-from pipelines.ladder import AudioRung, Ladder, VideoRung
-from pipelines.probe import Probe
-from pipelines.runner import Progress, run
-from pipelines.sandbox import sandbox_for
+from pipelines.media.probe import Probe
+from pipelines.media.runner import Progress, run
+from pipelines.media.sandbox import sandbox_for
+from pipelines.video.ladder import AudioRung, Ladder, VideoRung
 
 log = logging.getLogger(__name__)
 

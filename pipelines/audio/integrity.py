@@ -1,6 +1,6 @@
 """Is the master what it claims to be? Effective bit depth and spectral cutoff, from the job's one PCM decode.
 
-Both meters are fed fixed chunks by :class:`~pipelines.audio_qc.AudioQC` and keep a bounded state (a 24-bit
+Both meters are fed fixed chunks by :class:`~pipelines.audio.qc.AudioQC` and keep a bounded state (a 24-bit
 mask; one averaged power spectrum), so a six-hour master costs no more memory than a short one.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft
 
-from pipelines.decode import Block
+from pipelines.media.decode import Block
 
 BitDepthVerdict = Literal[
     "as_declared", "fewer_bits_than_declared", "measured", "not_integer_pcm", "not_measurable", "silent"

@@ -1,12 +1,12 @@
 """The quality report of one master: a single self-contained HTML page a person can judge the master from.
 
 :func:`render_report` is pure: the job document's parts (``probe``, ``quality``, the HLS renditions) and the
-analysis decode's :class:`~pipelines.spectrogram.Spectrogram` in, the page's text out. The page shows the
+analysis decode's :class:`~pipelines.audio.spectrogram.Spectrogram` in, the page's text out. The page shows the
 verdict and score with the reasons that lowered it, the verdict per delivery profile (each check, the gain to
 target), loudness over time against the targets, a spectrogram with the detected cutoff, the audio checks, and
 VMAF per segment for every video rung with the wasted ones marked.
 
-Self-contained: charts are inline SVG (:mod:`pipelines.report_charts`), styles inline, no script at all, and
+Self-contained: charts are inline SVG (:mod:`pipelines.report.charts`), styles inline, no script at all, and
 a Content-Security-Policy that forbids the page any request (``data:`` images aside). Every string that comes
 from the master or the document is HTML-escaped where it is written; the policy is a second wall, not the first.
 """
@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 import html
 from typing import Any
 
-from pipelines.delivery import PROFILES
-from pipelines.report_charts import (
+from pipelines.audio.delivery import PROFILES
+from pipelines.audio.spectrogram import Spectrogram
+from pipelines.report.charts import (
     RungSeries,
     TargetLine,
     clock,
@@ -26,7 +27,6 @@ from pipelines.report_charts import (
     spectrogram_chart,
     vmaf_chart,
 )
-from pipelines.spectrogram import Spectrogram
 
 REPORT_NAME = "report.html"
 REPORT_CONTENT_TYPE = "text/html; charset=utf-8"
@@ -38,7 +38,8 @@ _CHECK_TITLES = {
     "rms": ("RMS level", "dBFS"), "sample_peak": ("Sample peak", "dBFS"), "noise_floor": ("Noise floor", "dBFS"),
     "head_room_tone": ("Room tone at the head", "s"), "tail_room_tone": ("Room tone at the tail", "s"),
 }
-# Which score reasons (pipelines.delivery) concern each row of the audio checks: a row is flagged when one is there.
+# Which score reasons (pipelines.audio.delivery) concern each row of the audio checks: a row is flagged when one
+# is there.
 _CHECK_REASONS = {
     "clipping": ("clipping", "inter_sample_overs"), "dc": ("dc_offset",),
     "silence": ("head_silence", "tail_silence", "internal_silence"),

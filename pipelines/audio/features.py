@@ -12,8 +12,8 @@
 Measured with tracemalloc on six hours of audio: 11.5 MB held before :meth:`FeatureSink.finish`, 58 MB at its
 peak (float64 copies of the level curve for the fades). Speed on one core: see ``bench/features_bench.py``
 (the whole record of a 5-minute track, decode included, against a bare librosa load and beat track). No numba
-and no librosa at run time: the filterbanks (:mod:`pipelines.filterbanks`) and the beat tracker
-(:mod:`pipelines.rhythm`) are numpy, so a worker starts analysing at once and processes never race on numba's
+and no librosa at run time: the filterbanks (:mod:`pipelines.audio.filterbanks`) and the beat tracker
+(:mod:`pipelines.audio.rhythm`) are numpy, so a worker starts analysing at once and processes never race on numba's
 on-disk cache; :func:`warm_up` pays the few remaining one-off costs at worker start.
 
 How each field is computed and how far to trust it:
@@ -22,7 +22,7 @@ How each field is computed and how far to trust it:
 ``tempo``               BPM of the strongest beat period in the onset-strength autocorrelation of the
                         first ``rhythm_window_s``, weighted by a log-normal preference around 120 BPM,
                         refined between lags to ~0.5 %, then doubled when the beats' midpoints carry
-                        attacks nearly as strong as the beats (:mod:`pipelines.rhythm`). Octave errors
+                        attacks nearly as strong as the beats (:mod:`pipelines.audio.rhythm`). Octave errors
                         (×2, ×½) remain the usual failure: both are listed with their strengths.
                         ``tempo_confidence`` is the normalised autocorrelation at that period (pulse
                         clarity, 0..1); under 0.1 (a drone, most speech) the tempo is null.
@@ -33,7 +33,7 @@ How each field is computed and how far to trust it:
                         on music without accents; Spotify's 5 and 7 are never produced.
 ``bars``                bar start times (s): every ``time_signature``-th beat, from the most accented phase.
 ``key``, ``mode``       Krumhansl–Schmuckler on the mean chroma of the music segments
-                        (:mod:`pipelines.key`); −1 when there is under 5 s of music, the chroma is flat
+                        (:mod:`pipelines.audio.key`); −1 when there is under 5 s of music, the chroma is flat
                         or no profile fits; ``key_confidence`` 0..1 and ``notes["key"]`` say which.
 ``loudness``            integrated LUFS: left null here, filled from the loudness meter by the job.
 ``energy``              heuristic, uncalibrated against Spotify: mean of three 0..1 ramps — level (median
@@ -44,13 +44,13 @@ How each field is computed and how far to trust it:
                         (1 − 5 × the coefficient of variation of the beat intervals, clipped) × tempo fit
                         (a log-normal bump around 120 BPM, 0.41 an octave away). High for a steady strong
                         beat at a walking-to-running pace; says nothing about style or groove.
-``speechiness``         share of non-silent time labelled speech (:mod:`pipelines.content_class`).
+``speechiness``         share of non-silent time labelled speech (:mod:`pipelines.audio.content_class`).
 ``acousticness``,       null: each needs a trained classifier (acoustic vs electronic instruments, singing
 ``instrumentalness``,   voice, audience presence, musical mood); no model is shipped or downloaded, and a
 ``liveness``,           heuristic would be a made-up number. ``notes`` says so in the document.
 ``valence``
 ``sections``            start, duration (s), loudness (mean dBFS), tempo, key, mode of each part where the
-                        timbre, harmony or level change (:mod:`pipelines.sections`): found to about ±2 s on
+                        timbre, harmony or level change (:mod:`pipelines.audio.sections`): found to about ±2 s on
                         generated changes; no ground truth on real music.
 ``end_of_fade_in``      end (s) of the opening rise of the 1 s level to the file's median level: where it
                         passes −6 and −2 dB, extrapolated as a fade linear in amplitude. 0 when the audio
@@ -62,7 +62,7 @@ timbre summary          mean and standard deviation of 13 MFCCs (librosa's conve
                         floor, so c0 is offset from librosa's by a constant), mean chroma (12, C first,
                         each frame max-normalised), mean spectral centroid (Hz, on magnitudes), over the
                         frames above −60 dBFS of the whole file.
-``content_class``       ``music`` / ``speech`` / ``mixed`` with segments (:mod:`pipelines.content_class`).
+``content_class``       ``music`` / ``speech`` / ``mixed`` with segments (:mod:`pipelines.audio.content_class`).
 ======================  =================================================================================
 """
 
@@ -76,17 +76,17 @@ import numpy.typing as npt
 import scipy.fft
 import soxr
 
-from pipelines.content_class import (
+from pipelines.audio.content_class import (
     ContentClassification,
     SegmentEvidence,
     classify,
     segment_evidence,
 )
-from pipelines.decode import Block
-from pipelines.filterbanks import chroma_filterbank, mel_filterbank
-from pipelines.key import KeyEstimate, estimate_key
-from pipelines.rhythm import MIN_METRE_BEATS, MIN_PULSE, Rhythm, analyse_rhythm, onset_rate
-from pipelines.sections import Section, find_sections
+from pipelines.audio.filterbanks import chroma_filterbank, mel_filterbank
+from pipelines.audio.key import KeyEstimate, estimate_key
+from pipelines.audio.rhythm import MIN_METRE_BEATS, MIN_PULSE, Rhythm, analyse_rhythm, onset_rate
+from pipelines.audio.sections import Section, find_sections
+from pipelines.media.decode import Block
 
 FEATURE_RATE = 22050
 """Hz: the rate every feature is computed at (librosa's default)."""
@@ -308,7 +308,7 @@ class _Framer:
 
 
 class FeatureSink:
-    """A :class:`~pipelines.decode.PcmSink` that computes the feature record of everything it is fed.
+    """A :class:`~pipelines.media.decode.PcmSink` that computes the feature record of everything it is fed.
 
     ``rate`` (Hz) and ``channels`` describe the blocks; ``rhythm_window_s`` (seconds from the start) bounds what
     tempo, beats and metre are measured on. Memory stays bounded as the module docstring says. Raises
@@ -492,7 +492,7 @@ def warm_up() -> None:
     loaded parts. Runs the whole analysis on 8 s of generated clicks (~0.1 s on one core).
 
     The workers call it once per pool process (``worker_process_init``), not per job. Nothing here compiles
-    code any more (no numba: see :mod:`pipelines.rhythm`), so it is cheap, and a process that skips it only
+    code any more (no numba: see :mod:`pipelines.audio.rhythm`), so it is cheap, and a process that skips it only
     makes its first job slower, never wrong.
     """
     frames = np.arange(8 * FEATURE_RATE)

@@ -1,6 +1,6 @@
 """A spectrogram of the whole master for the quality report, from the job's one PCM decode, in bounded memory.
 
-:class:`SpectrogramSink` is a :class:`~pipelines.decode.PcmSink`. It takes the power spectrum of every
+:class:`SpectrogramSink` is a :class:`~pipelines.media.decode.PcmSink`. It takes the power spectrum of every
 ``fft_size`` frames of the mono mix (Hann window, no overlap) and averages them into time columns. It keeps at
 most ``max_columns`` columns: when they are full, neighbouring pairs merge and each column from then on spans
 twice as long. A 20-second clip and a 10-hour audiobook both end with between ``max_columns / 2`` and
@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import fft
 
-from pipelines.decode import Block
-from pipelines.loudness import BlockBuffer
+from pipelines.audio.loudness import BlockBuffer
+from pipelines.media.decode import Block
 
 _HOPS_PER_CHUNK = 64  # FFT frames computed together: one scipy call per ~1.5 s at 44.1 kHz
 _ANALYSED_PER_COLUMN = 32  # a longer column averages an even sample of this many frames: enough for a picture
@@ -45,7 +45,7 @@ class Spectrogram:
 
 
 class SpectrogramSink:
-    """A :class:`~pipelines.decode.PcmSink` accumulating a :class:`Spectrogram` of the mono mix.
+    """A :class:`~pipelines.media.decode.PcmSink` accumulating a :class:`Spectrogram` of the mono mix.
 
     ``rate`` (Hz) and ``channels`` describe the decoded PCM; ``fft_size`` sets the frequency resolution
     (``rate / fft_size`` Hz) and ``max_columns`` (an even number) bounds the memory.

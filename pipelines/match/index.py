@@ -10,7 +10,7 @@ the asset's still votes, at no cost in index memory.
 
 An alignment may also be searched at a tempo ratio other than 1 (the clip's items spaced ``ratio`` times the
 asset's): that is how a clip whose tempo was changed, or whose pitch was corrected by resampling, still lines
-up. Beside the items, the index holds each asset's spectral-peak landmarks (:mod:`pipelines.landmarks`): one
+up. Beside the items, the index holds each asset's spectral-peak landmarks (:mod:`pipelines.match.landmarks`): one
 uint32 anchor time per landmark, grouped by hash under a directory (:meth:`FingerprintIndex.search_landmarks`),
 about 0.1 MB per hour more. Shards are indexes over disjoint sets of assets; their matches merge by score. A
 :class:`LayeredIndex` is two such shards, a large one and a small one over the assets changed since, which keeps
@@ -30,8 +30,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.fingerprint import ITEM_S, Items
-from pipelines.landmarks import FRAME_S, HASH_BITS, Landmarks
+from pipelines.match.fingerprint import ITEM_S, Items
+from pipelines.match.landmarks import FRAME_S, HASH_BITS, Landmarks
 
 _POPCOUNT16 = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.uint8)
 _OFFSET_BIAS = 1 << 31
@@ -241,7 +241,7 @@ class FingerprintIndex:
         return best_first(best.values())
 
     def search_landmarks(self, landmarks: Landmarks, query: Items) -> list[Match]:
-        """The best match per asset for a clip's ``landmarks`` (:func:`~pipelines.landmarks.clip_landmarks`),
+        """The best match per asset for a clip's ``landmarks`` (:func:`~pipelines.match.landmarks.clip_landmarks`),
         best first: the alignments most of them vote for, placed to the item and measured by the clip's
         Chromaprint ``query`` there. An alignment whose items agree no better than unrelated music's (score 0) is
         dropped; the others score by their votes and how far they stand out (``MatchPolicy.landmark_votes``,

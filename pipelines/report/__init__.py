@@ -1,0 +1,1 @@
+"""The HTML quality report and its charts."""
