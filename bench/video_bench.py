@@ -28,8 +28,8 @@ import tempfile
 import time
 
 from pipelines.config import Limits
+from pipelines.media.confined import run_confined
 from pipelines.media.probe import Probe, probe_file
-from pipelines.media.runner import run
 from pipelines.video.analysis import VideoAnalysisSettings, analyse_video, analysis_geometry, build_analysis_decode_cmd
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -66,9 +66,9 @@ def _project(master: Path, probe: Probe) -> None:
 def _decode(master: Path, probe: Probe) -> None:
     assert probe.video is not None
     width, height, rate = analysis_geometry(probe, VideoAnalysisSettings())
-    cmd = build_analysis_decode_cmd(master, probe.video.index, width=width, height=height, frame_rate=rate,
-                                    ffmpeg="ffmpeg", limits=LIMITS)
-    run(cmd, timeout_s=LIMITS.transcode_timeout_s(probe.duration_s), on_stdout=lambda data: None)
+    call = build_analysis_decode_cmd(master, probe.video.index, width=width, height=height, frame_rate=rate,
+                                     duration_s=probe.duration_s, ffmpeg="ffmpeg")
+    run_confined(call, limits=LIMITS, on_stdout=lambda data: None)
 
 
 METHODS: dict[str, Callable[[Path, Probe], None]] = {"project": _project, "decode": _decode}

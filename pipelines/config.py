@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import os
 from pathlib import Path
 import resource
+from typing import Literal
 
 from pipelines.errors import ConfigError
 
@@ -22,18 +23,45 @@ ACCEPTED_DEMUXERS: tuple[str, ...] = (
 )
 
 
+CallKind = Literal["probe", "picture", "audio_decode", "video_decode", "transcode", "quality"]
+"""What an ffmpeg or ffprobe run does, which chooses its time limit (:meth:`Limits.timeout_s`)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """What a master may be before it is rejected, and how long a subprocess may run."""
+    """What a master may be before it is rejected, and how long and how large a subprocess may run.
+
+    Each kind of ffmpeg/ffprobe run has a wall-clock limit of its own (:meth:`timeout_s`), in seconds: a
+    constant for the runs whose work does not grow with the master, else a floor plus a factor times the
+    master's duration. They stop a decoder stuck on a crafted file; set far above a normal run on a busy
+    machine, they never end one.
+    """
 
     max_duration_s: float = 6 * 3600.0
     max_width: int = 7680
     max_height: int = 4320
     max_streams: int = 16
     probe_timeout_s: float = 60.0
-    # A wall-clock limit for a transcode, as a multiple of the master's duration plus a floor.
-    transcode_timeout_factor: float = 20.0
+    """ffprobe describing a master: it reads the headers and a few packets, whatever the master's length."""
+    picture_timeout_s: float = 60.0
+    """One picture: the poster (a seek, at most one group of pictures decoded at full size, one JPEG written)
+    or the embedded cover art copied out."""
+    audio_decode_timeout_floor_s: float = 120.0
+    audio_decode_timeout_factor: float = 0.5
+    """The audio decode runs as fast as the analyses read its PCM: 40× real time or more on one core
+    (``bench/features_bench.py``); 0.5 s a second of master leaves twenty times that for a loaded machine."""
+    video_decode_timeout_floor_s: float = 300.0
+    video_decode_timeout_factor: float = 10.0
+    """The scene analysis decodes the whole picture at full size and looks at every frame (about 2 ms of CPU
+    each): 0.6× real time for 1080p on a 2-core machine at load 15 (``bench/video_bench.py``). Half the
+    transcode's, which makes the same decode and encodes every rung besides."""
     transcode_timeout_floor_s: float = 300.0
+    transcode_timeout_factor: float = 20.0
+    """The transcode: one decode and every rung encoded (x264 ``veryfast``), in one process."""
+    quality_timeout_floor_s: float = 300.0
+    quality_timeout_factor: float = 20.0
+    """The VMAF pass decodes the master and every rung again and scores them: about half the encode's CPU time
+    (``bench/vmaf_bench.py``), given the transcode's limit."""
     process_memory_mb: int = 8192
     """Address space one ffmpeg or ffprobe may map (RLIMIT_AS): a crafted file cannot exhaust the worker."""
     output_file_mb: int = 16384
@@ -59,8 +87,19 @@ class Limits:
         """Largest frame area (pixels) a decoder may allocate: ffmpeg's ``-max_pixels``."""
         return self.max_width * self.max_height
 
-    def transcode_timeout_s(self, duration_s: float) -> float:
-        return self.transcode_timeout_floor_s + self.transcode_timeout_factor * duration_s
+    def timeout_s(self, kind: CallKind, *, duration_s: float = 0.0) -> float:
+        """The wall-clock limit (seconds) of one run of ``kind`` over a master of ``duration_s`` seconds."""
+        if kind == "probe":
+            return self.probe_timeout_s
+        if kind == "picture":
+            return self.picture_timeout_s
+        floor, factor = {
+            "audio_decode": (self.audio_decode_timeout_floor_s, self.audio_decode_timeout_factor),
+            "video_decode": (self.video_decode_timeout_floor_s, self.video_decode_timeout_factor),
+            "transcode": (self.transcode_timeout_floor_s, self.transcode_timeout_factor),
+            "quality": (self.quality_timeout_floor_s, self.quality_timeout_factor),
+        }[kind]
+        return floor + factor * duration_s
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,10 +113,18 @@ class EncoderSettings:
 
 
 def bundled_ffmpeg() -> str:
-    """The ffmpeg shipped in the ``imageio-ffmpeg`` wheel: unlike Debian's, it is built with libvmaf."""
-    import imageio_ffmpeg  # here, not at import time: only the quality pass needs it
+    """The ffmpeg shipped in the ``imageio-ffmpeg`` wheel (unlike Debian's, built with libvmaf), or ``ffmpeg``
+    on ``PATH`` where the wheel holds none.
 
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    Found by its name, not run: ``imageio_ffmpeg.get_ffmpeg_exe()`` would start it unconfined to check it, and
+    every ffmpeg runs through :mod:`pipelines.media.confined`. A build without libvmaf is named as such by the
+    quality pass.
+    """
+    from importlib.resources import files  # here, not at import time: only the quality pass needs it
+
+    folder = Path(str(files("imageio_ffmpeg.binaries")))
+    found = sorted(folder.glob("ffmpeg-*"))
+    return str(found[0]) if found else "ffmpeg"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,18 +132,12 @@ class QualitySettings:
     """The video quality pass (VMAF, PSNR, SSIM of every video rung against the master).
 
     ``subsample`` scores every n-th frame (libvmaf's ``n_subsample``; its motion feature still sees every
-    frame); ``threads`` is libvmaf's ``n_threads``. The wall-clock limit is ``timeout_floor_s`` plus
-    ``timeout_factor`` times the master's duration.
+    frame); ``threads`` is libvmaf's ``n_threads``. Its time limit is :class:`Limits`' (``quality``).
     """
 
     ffmpeg: str = field(default_factory=bundled_ffmpeg)
     subsample: int = 60
     threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
-    timeout_factor: float = 20.0
-    timeout_floor_s: float = 300.0
-
-    def timeout_s(self, duration_s: float) -> float:
-        return self.timeout_floor_s + self.timeout_factor * duration_s
 
 
 @dataclass(frozen=True, kw_only=True)

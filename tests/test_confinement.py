@@ -19,6 +19,7 @@ import pytest
 from pipelines.config import Limits
 from pipelines.errors import FFmpegError
 from pipelines.media import sandbox as sandbox_module
+from pipelines.media.confined import FFmpegCall, hardened_argv, master_input
 from pipelines.media.runner import cpu_limit_s, run
 from pipelines.media.sandbox import Sandbox, abi_version
 from tests.conftest import CliRunner, make_media
@@ -124,6 +125,34 @@ def test_a_demuxer_tricked_into_reading_a_file_is_stopped_by_the_sandbox(tmp_pat
         run(cmd, timeout_s=60, sandbox=Sandbox(read=(script,)))
     assert "Permission denied" in info.value.stderr_tail
     assert secret.decode() not in info.value.stderr_tail
+
+
+@pytest.mark.parametrize(
+    ("args", "inputs", "why"),
+    [
+        (("ffmpeg", "-i", "/job/master", "-i", "/etc/passwd", "out"), ("/job/master",), "not a declared input"),
+        (("ffmpeg", "-i", "/job/master", "-i", "/job/master", "out"), ("/job/master",), "read twice"),
+        (("ffmpeg", "-i", "/job/master", "out"), ("/job/master", "/job/other"), "never read"),
+        (("ffmpeg", "-format_whitelist", "concat", "-i", "/job/master", "out"), ("/job/master",), "the door's"),
+    ],
+)
+def test_the_door_refuses_a_call_that_reads_what_it_does_not_declare(
+    args: tuple[str, ...], inputs: tuple[str, ...], why: str
+) -> None:
+    """Every ``-i`` is one declared input (and so hardened and readable in the sandbox), and only the door
+    sets the whitelists: a stage that tried otherwise has a bug, found before anything runs."""
+    call = FFmpegCall(kind="probe", args=args, inputs=tuple(master_input(Path(p)) for p in inputs))
+    with pytest.raises(ValueError, match=why):
+        hardened_argv(call, Limits())
+
+
+def test_each_kind_of_run_has_its_own_time_limit() -> None:
+    """A decode no longer borrows the transcode's limit; the limits grow with the master where the work does."""
+    limits = Limits()
+    one_hour = {kind: limits.timeout_s(kind, duration_s=3600.0)
+                for kind in ("probe", "picture", "audio_decode", "video_decode", "transcode", "quality")}
+    assert one_hour == {"probe": 60.0, "picture": 60.0, "audio_decode": 1920.0, "video_decode": 36300.0,
+                        "transcode": 72300.0, "quality": 72300.0}
 
 
 def test_a_sandbox_that_cannot_be_built_is_an_error_not_a_crash(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from pipelines.catalog import Catalog
 from pipelines.config import Limits
 from pipelines.errors import MediaError
+from pipelines.media.confined import hardened_argv
 from pipelines.media.cover_art import (
     MAX_COVER_BYTES,
     build_cover_cmd,
@@ -341,10 +342,13 @@ def test_a_cover_stream_is_not_video_and_its_tags_are_not_the_masters() -> None:
 
 
 def test_cover_command_copies_one_stream_unchanged() -> None:
-    assert build_cover_cmd(Path("/w/master"), 2, Path("/w/cover/cover.png"), ffmpeg="ffmpeg")[10:] == [
+    call = build_cover_cmd(Path("/w/master"), 2, Path("/w/cover/cover.png"), ffmpeg="ffmpeg")
+    assert hardened_argv(call, LIMITS)[12:] == [
         "-i", "/w/master", "-map", "0:2", "-map_metadata", "-1", "-c", "copy", "-frames:v", "1",
         "-f", "image2", "-update", "1", "-y", "/w/cover/cover.png",
     ]
+    # a picture's time; it writes the cover folder only, no file past the cap
+    assert (call.kind, call.writes, call.max_file_bytes) == ("picture", (Path("/w/cover"),), MAX_COVER_BYTES + 1)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,12 @@
-"""The single-decode ffmpeg command, as a golden argv (the list is the contract with ffmpeg)."""
+"""The single-decode ffmpeg command, as a golden argv (the list is the contract with ffmpeg): the argv that runs,
+with the input hardening :mod:`pipelines.media.confined` adds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pipelines.config import EncoderSettings, Limits
+from pipelines.media.confined import hardened_argv, master_input
 from pipelines.media.probe import Probe, Stream
 from pipelines.video.ladder import LadderPolicy, select_ladder
 from pipelines.video.transcode import build_transcode_cmd
@@ -38,11 +40,13 @@ def test_one_decode_split_into_every_rung_with_aligned_keyframes() -> None:
         ),
     )
     ladder = select_ladder(probe, LadderPolicy(video_rungs=((720, 3000), (360, 730))))
-    cmd, renditions = build_transcode_cmd(Path("/work/master"), probe, ladder, encoder=EncoderSettings(), limits=Limits())
-    assert cmd == [
+    call, renditions = build_transcode_cmd(Path("/work/master"), probe, ladder, Path("/work/hls"),
+                                           encoder=EncoderSettings())
+    assert hardened_argv(call, Limits()) == [
         "ffmpeg",
+        "-protocol_whitelist", "file",
         "-format_whitelist", "mov,mp4,m4a,3gp,matroska,webm,avi,mpegts,mpeg,flv,wav,w64,flac,ogg,mp3,aac,aiff,caf",
-        "-max_pixels", "33177600", "-protocol_whitelist", "file", "-i", "/work/master",
+        "-max_pixels", "33177600", "-i", "/work/master",
         "-filter_complex",
         "[0:0]split=2[s0][s1];"
         "[s0]scale=1280:720[s2];[s2]setsar=1[s3];[s3]format=yuv420p[s4];"
@@ -55,6 +59,10 @@ def test_one_decode_split_into_every_rung_with_aligned_keyframes() -> None:
         "-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning", "-progress", "pipe:1", "-y",
     ]
     assert [(r.name, r.kind) for r in renditions] == [("720p", "video"), ("360p", "video"), ("audio-128k", "audio")]
+    # It reads the master alone, writes only the output folder (its working directory), and has a transcode's time.
+    assert call.inputs == (master_input(Path("/work/master")),)
+    assert call.writes == (Path("/work/hls"),) and call.cwd == Path("/work/hls")
+    assert (call.kind, call.duration_s) == ("transcode", 60)
 
 
 def test_audio_master_uses_asplit_and_a_high_frame_rate_master_is_resampled() -> None:
@@ -62,12 +70,16 @@ def test_audio_master_uses_asplit_and_a_high_frame_rate_master_is_resampled() ->
         kind="audio", duration_s=60, container="flac", size_bytes=1, bit_rate=None,
         streams=(Stream(index=0, codec_type="audio", codec_name="flac", channels=2, sample_rate=44100),),
     )
-    cmd, _ = build_transcode_cmd(Path("/m"), audio, select_ladder(audio, LadderPolicy()), encoder=EncoderSettings(), limits=Limits())
+    call, _ = build_transcode_cmd(Path("/m"), audio, select_ladder(audio, LadderPolicy()), Path("/o"),
+                                  encoder=EncoderSettings())
+    cmd = call.args
     assert cmd[cmd.index("-filter_complex") + 1] == "[0:0]asplit=3[s0][s1][s2]"
     fast = Probe(
         kind="video", duration_s=60, container="mp4", size_bytes=1, bit_rate=None,
         streams=(Stream(index=0, codec_type="video", codec_name="h264", width=640, height=360, frame_rate=120.0),),
     )
-    cmd, _ = build_transcode_cmd(Path("/m"), fast, select_ladder(fast, LadderPolicy()), encoder=EncoderSettings(), limits=Limits())
+    call, _ = build_transcode_cmd(Path("/m"), fast, select_ladder(fast, LadderPolicy()), Path("/o"),
+                                  encoder=EncoderSettings())
+    cmd = call.args
     assert cmd[cmd.index("-filter_complex") + 1].startswith("[0:0]fps=fps=60[s0];[s0]split=2")
     assert cmd[cmd.index("-g") + 1] == "360"

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pipelines.config import Limits
+from pipelines.media.confined import hardened_argv
 from pipelines.media.probe import probe_file
 from pipelines.video.analysis import (
     SceneAnalyzer,
@@ -262,11 +263,13 @@ def test_the_sprite_stays_bounded(duration_s: float) -> None:
 
 
 def test_analysis_decode_argv(tmp_path: Path) -> None:
-    cmd = build_analysis_decode_cmd(tmp_path / "master", 0, width=320, height=180, frame_rate=25.0, ffmpeg="ffmpeg",
-                                    limits=Limits())
+    call = build_analysis_decode_cmd(tmp_path / "master", 0, width=320, height=180, frame_rate=25.0,
+                                     duration_s=13.0, ffmpeg="ffmpeg")
+    cmd = hardened_argv(call, Limits())
     assert cmd[cmd.index("-vf") + 1] == "fps=25,scale=320:180:flags=area,format=rgb24"
     assert cmd[-3:] == ["-f", "rawvideo", "pipe:1"] and cmd[cmd.index("-map") + 1] == "0:0"
-    assert cmd[cmd.index("-protocol_whitelist") + 1] == "file"
+    assert cmd[cmd.index("-i") - 6:cmd.index("-i") - 4] == ["-protocol_whitelist", "file"]
+    assert (call.kind, call.duration_s, call.writes) == ("video_decode", 13.0, ())
 
 
 def test_pictures_are_published_before_the_master_playlist(tmp_path: Path) -> None:

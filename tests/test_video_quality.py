@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.config import Limits, QualitySettings
+from pipelines.config import ACCEPTED_DEMUXERS, Limits, QualitySettings
+from pipelines.media.confined import hardened_argv
 from pipelines.media.probe import probe_file
 from pipelines.video.quality import (
     Distorted,
@@ -167,10 +168,21 @@ def test_reference_size_fits_a_1080p_box() -> None:
 def test_quality_command(tmp_path: Path) -> None:
     """One decode of the reference split per rung; each rung thinned, upscaled and scored by its own libvmaf."""
     rungs = [Distorted(name=n, path=tmp_path / n / "index.m3u8", segments=()) for n in ("720p", "360p")]
-    cmd = build_quality_cmd(PRISTINE, rungs, stream_index=0, size=(1280, 720), frame_rate=25.0,
-                            settings=QualitySettings(ffmpeg="ffmpeg-vmaf", subsample=30, threads=2), limits=LIMITS)
+    call = build_quality_cmd(PRISTINE, rungs, stream_index=0, size=(1280, 720), frame_rate=25.0, duration_s=4.0,
+                             work_dir=tmp_path / "work",
+                             settings=QualitySettings(ffmpeg="ffmpeg-vmaf", subsample=30, threads=2))
+    cmd = hardened_argv(call, LIMITS)
     assert cmd[0] == "ffmpeg-vmaf" and cmd.count("-i") == 3 and cmd.count("null") == 2
-    assert cmd[cmd.index("-i") - 5] == "file"  # -protocol_whitelist file before every input
+    # The master through the accepted demuxers; each rung's playlist through hls and mov alone, its folder readable.
+    accepted, encoded = ",".join(ACCEPTED_DEMUXERS), "hls,mov"
+    inputs = [i for i, token in enumerate(cmd) if token == "-i"]
+    assert [cmd[i - 6 : i + 2] for i in inputs] == [
+        ["-protocol_whitelist", "file", "-format_whitelist", formats, "-max_pixels", str(LIMITS.max_pixels), "-i",
+         str(path)]
+        for formats, path in ((accepted, PRISTINE), (encoded, rungs[0].path), (encoded, rungs[1].path))
+    ]
+    assert [i.readable for i in call.inputs] == [PRISTINE, tmp_path / "720p", tmp_path / "360p"]
+    assert call.writes == (tmp_path / "work",) and call.cwd == tmp_path / "work" and call.kind == "quality"
     graph = cmd[cmd.index("-filter_complex") + 1].split(";")
     assert graph[0] == ("[0:0]fps=25,scale=1280:720:flags=bicubic,format=yuv420p,setsar=1,setpts=PTS-STARTPTS,"
                         "split=2[r0][r1]")
@@ -270,8 +282,9 @@ def test_a_pass_past_its_time_limit_is_killed_and_named(tmp_path: Path) -> None:
     probe = probe_file(PRISTINE, ffprobe="ffprobe", limits=LIMITS)
     rung = Distorted(name="d", path=DISTORTED, segments=(SegmentSpan(start_s=0.0, duration_s=4.004, frames=120),))
     with pytest.raises(FFmpegError) as caught:
-        measure_video_quality(PRISTINE, probe, [rung], work_dir=tmp_path, ladder_frame_rate=None, limits=LIMITS,
-                              settings=QualitySettings(subsample=1, timeout_floor_s=0.05, timeout_factor=0.0))
+        measure_video_quality(PRISTINE, probe, [rung], work_dir=tmp_path, ladder_frame_rate=None,
+                              limits=Limits(quality_timeout_floor_s=0.05, quality_timeout_factor=0.0),
+                              settings=QualitySettings(subsample=1))
     assert caught.value.timed_out
     error = quality_error(caught.value, memory_mb=LIMITS.process_memory_mb)
     assert isinstance(error, MediaError) and error.code == "quality_timeout"

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-import resource
 
-from pipelines.config import ACCEPTED_DEMUXERS, Limits
+from pipelines.config import Limits
 from pipelines.errors import FFmpegError
+from pipelines.media.confined import FFmpegCall, master_input, run_confined
 from pipelines.media.probe import Probe, Stream
-from pipelines.media.runner import run
-from pipelines.media.sandbox import sandbox_for
 
 MAX_COVER_BYTES = 10 << 20
 MIN_SIDE_PX, MAX_SIDE_PX = 16, 8192
@@ -60,15 +58,19 @@ def cover_stream(probe: Probe) -> Stream | None:
     return next((s for s in probe.streams if s.codec_type == "video" and s.attached_pic), None)
 
 
-def build_cover_cmd(master: Path, stream_index: int, out_path: Path, *, ffmpeg: str) -> list[str]:
-    """The ffmpeg argv that copies one attached picture of ``master`` to ``out_path``, unchanged."""
-    return [
+def build_cover_cmd(master: Path, stream_index: int, out_path: Path, *, ffmpeg: str) -> FFmpegCall:
+    """The ffmpeg run that copies one attached picture of ``master`` to ``out_path``, unchanged.
+
+    It may write only ``out_path``'s folder, and no file of more than one byte past :data:`MAX_COVER_BYTES`:
+    ffmpeg stops there (``SIGXFSZ``) instead of writing a picture of hundreds of megabytes."""
+    args = (
         ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-        "-protocol_whitelist", "file", "-format_whitelist", ",".join(ACCEPTED_DEMUXERS),
         "-i", str(master),
         "-map", f"0:{stream_index}", "-map_metadata", "-1", "-c", "copy", "-frames:v", "1",
         "-f", "image2", "-update", "1", "-y", str(out_path),
-    ]
+    )
+    return FFmpegCall(kind="picture", args=args, inputs=(master_input(master),), writes=(out_path.parent,),
+                      max_file_bytes=MAX_COVER_BYTES + 1)
 
 
 def image_size(data: bytes) -> tuple[str, int, int] | None:
@@ -134,12 +136,8 @@ def extract_cover_art(master: Path, probe: Probe, out_dir: Path, *, ffmpeg: str,
         return CoverResult(cover=None, reason=f"the cover art is {stream.codec_name}, not JPEG or PNG")
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / f"cover.{COVER_FORMATS[stream.codec_name][0]}"
-    # One byte past the cap: ffmpeg stops there (SIGXFSZ) instead of writing a picture of hundreds of megabytes.
-    rlimits = {**limits.rlimits(), resource.RLIMIT_FSIZE: MAX_COVER_BYTES + 1}
     try:
-        run(build_cover_cmd(master, stream.index, out_path, ffmpeg=ffmpeg), timeout_s=limits.probe_timeout_s,
-            rlimits=rlimits,
-            sandbox=sandbox_for(enabled=limits.sandbox, read=(master.resolve(),), write=(out_dir.resolve(),)))
+        run_confined(build_cover_cmd(master, stream.index, out_path, ffmpeg=ffmpeg), limits=limits)
     except FFmpegError as exc:
         if exc.returncode is None and not exc.timed_out:
             raise  # ffmpeg could not start: the worker is broken, not the master

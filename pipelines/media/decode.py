@@ -15,11 +15,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from pipelines.config import ACCEPTED_DEMUXERS, Limits
+from pipelines.config import Limits
 from pipelines.errors import FFmpegError, MediaError, resource_limit_error
+from pipelines.media.confined import FFmpegCall, master_input, run_confined
 from pipelines.media.probe import Probe
-from pipelines.media.runner import run
-from pipelines.media.sandbox import sandbox_for
 
 ANALYSIS_RATE = 44100
 """Hz: high enough for loudness and spectral analysis; each sink resamples down to what it needs."""
@@ -51,16 +50,16 @@ def analysis_format(probe: Probe) -> PcmFormat:
     return PcmFormat(rate=ANALYSIS_RATE, channels=channels)
 
 
-def build_decode_cmd(source: Path, stream_index: int, fmt: PcmFormat, *, ffmpeg: str, limits: Limits) -> list[str]:
-    """The ffmpeg argv that writes one audio stream of ``source`` to standard output as float PCM."""
-    return [
+def build_decode_cmd(source: Path, stream_index: int, fmt: PcmFormat, *, ffmpeg: str, duration_s: float) -> FFmpegCall:
+    """The ffmpeg run that writes one audio stream of ``source`` (``duration_s`` long) to standard output as
+    float PCM."""
+    args = (
         ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning",
-        "-protocol_whitelist", "file", "-format_whitelist", ",".join(ACCEPTED_DEMUXERS),
-        "-max_pixels", str(limits.max_pixels),
         "-i", str(source),
         "-map", f"0:{stream_index}", "-vn", "-sn", "-dn", "-map_metadata", "-1",
         "-ac", str(fmt.channels), "-ar", str(fmt.rate), "-c:a", "pcm_f32le", "-f", "f32le", "pipe:1",
-    ]
+    )
+    return FFmpegCall(kind="audio_decode", args=args, inputs=(master_input(source),), duration_s=duration_s)
 
 
 def decode_audio(
@@ -100,10 +99,9 @@ def decode_audio(
         if on_fraction is not None:
             on_fraction(min(1.0, frames / expected))
 
-    cmd = build_decode_cmd(source, audio.index, fmt, ffmpeg=ffmpeg, limits=limits)
+    call = build_decode_cmd(source, audio.index, fmt, ffmpeg=ffmpeg, duration_s=probe.duration_s)
     try:
-        run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_stdout=receive, rlimits=limits.rlimits(),
-            sandbox=sandbox_for(enabled=limits.sandbox, read=(source.resolve(),)))
+        run_confined(call, limits=limits, on_stdout=receive)
     except FFmpegError as exc:
         if exc.timed_out:
             raise MediaError("decode_timeout", "decoding the audio ran past its time limit") from exc

@@ -15,10 +15,9 @@ from pathlib import Path
 import re
 from typing import Any, Literal
 
-from pipelines.config import ACCEPTED_DEMUXERS, Limits
+from pipelines.config import Limits
 from pipelines.errors import FFmpegError, MediaError, resource_limit_error
-from pipelines.media.runner import run
-from pipelines.media.sandbox import sandbox_for
+from pipelines.media.confined import FFmpegCall, master_input, run_confined
 from pipelines.media.tags import MAX_TAGS, Chapter, clean_text, parse_chapters
 
 MediaKind = Literal["audio", "video"]
@@ -119,17 +118,12 @@ class Probe:
         }
 
 
-def build_probe_cmd(path: Path, *, ffprobe: str, limits: Limits) -> list[str]:
-    """The ffprobe argv for a local master: JSON out, accepted demuxers only, local files only."""
-    return [
-        ffprobe, "-hide_banner", "-v", "error",
-        "-protocol_whitelist", "file",
-        "-format_whitelist", ",".join(ACCEPTED_DEMUXERS),
-        "-max_pixels", str(limits.max_pixels),
-        "-show_format", "-show_streams", "-show_chapters",
-        "-of", "json",
-        str(path),
-    ]
+def build_probe_cmd(path: Path, *, ffprobe: str) -> FFmpegCall:
+    """The ffprobe run that describes a local master as JSON (hardened and confined by
+    :func:`~pipelines.media.confined.run_confined`)."""
+    args = (ffprobe, "-hide_banner", "-v", "error", "-show_format", "-show_streams", "-show_chapters",
+            "-of", "json", "-i", str(path))
+    return FFmpegCall(kind="probe", args=args, inputs=(master_input(path),))
 
 
 def probe_file(
@@ -144,7 +138,7 @@ def probe_file(
     size = path.stat().st_size
     if size == 0:
         raise MediaError("empty_file", "the master is an empty file (0 bytes)")
-    cmd = build_probe_cmd(path, ffprobe=ffprobe, limits=limits)
+    call = build_probe_cmd(path, ffprobe=ffprobe)
     output = bytearray()
 
     def collect(data: bytes) -> None:
@@ -153,8 +147,7 @@ def probe_file(
             raise MediaError("tags_too_large", f"the master's tags and description pass {max_output_bytes} bytes")
 
     try:
-        completed = run(cmd, timeout_s=limits.probe_timeout_s, rlimits=limits.rlimits(), on_stdout=collect,
-                        sandbox=sandbox_for(enabled=limits.sandbox, read=(path.resolve(),)))
+        completed = run_confined(call, limits=limits, on_stdout=collect)
     except FFmpegError as exc:
         if exc.timed_out:
             message = f"reading the master took longer than {limits.probe_timeout_s:g} s"

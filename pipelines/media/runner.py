@@ -1,15 +1,16 @@
 """The one place that runs subprocesses.
 
-Every external program (ffmpeg, ffprobe, later fpcalc) runs through :func:`run`: an argv list, standard
-input closed, its own session and process group, a wall-clock limit, ffmpeg's ``-progress pipe:1`` parsed as
-it arrives, and the whole process group killed when the call ends for any reason — so an ffmpeg that hangs on
-a crafted file, or whose task is cancelled, never outlives the call. Should the calling process itself be
-killed outright (a Celery hard time limit, ``kill -9``), the kernel kills the child too (``PR_SET_PDEATHSIG``).
+Every external program runs through :func:`run`: an argv list, standard input closed, its own session and
+process group, a wall-clock limit, ffmpeg's ``-progress pipe:1`` parsed as it arrives, and the whole process
+group killed when the call ends for any reason — so an ffmpeg that hangs on a crafted file, or whose task is
+cancelled, never outlives the call. Should the calling process itself be killed outright (a Celery hard time
+limit, ``kill -9``), the kernel kills the child too (``PR_SET_PDEATHSIG``).
 
 The child also gets a CPU-time limit worth its wall-clock limit on every core — a backstop the kernel enforces
 should the caller be frozen rather than killed — an environment with nothing but ``PATH`` (no credentials for
 a subverted decoder to read), and, given a :class:`~pipelines.media.sandbox.Sandbox`, a Landlock ruleset that keeps
-it to the job's files and off the network.
+it to the job's files and off the network. ffmpeg and ffprobe reach this function only through
+:func:`pipelines.media.confined.run_confined`, which chooses those walls for them.
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ ProgressCallback = Callable[[Progress], None]
 
 @dataclass(frozen=True)
 class Completed:
+    """What a program that exited 0 left: its standard output (unless streamed to a callback) and the last
+    ``STDERR_TAIL_LINES`` lines of its standard error."""
+
     stdout: bytes
     stderr_tail: str
-    elapsed_s: float
 
 
 def parse_progress_block(lines: Sequence[str]) -> Progress | None:
@@ -194,7 +197,7 @@ def run(
         raise FFmpegError(argv, None, tail, timed_out=True)
     if proc.returncode != 0:
         raise FFmpegError(argv, proc.returncode, tail)
-    return Completed(stdout=b"".join(stdout_chunks), stderr_tail=tail, elapsed_s=time.monotonic() - started)
+    return Completed(stdout=b"".join(stdout_chunks), stderr_tail=tail)
 
 
 def cpu_limit_s(timeout_s: float) -> int:

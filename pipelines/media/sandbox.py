@@ -73,11 +73,6 @@ class Sandbox:
     write: tuple[Path, ...] = ()
 
 
-def sandbox_for(*, enabled: bool, read: tuple[Path, ...] = (), write: tuple[Path, ...] = ()) -> Sandbox | None:
-    """The sandbox of one media subprocess, or ``None`` where the settings turned sandboxing off."""
-    return Sandbox(read=read, write=write) if enabled else None
-
-
 class _RulesetAttr(ctypes.Structure):
     _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
                 ("scoped", ctypes.c_uint64)]

@@ -30,15 +30,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipelines.config import ACCEPTED_DEMUXERS, Limits
+from pipelines.config import Limits
 from pipelines.errors import FFmpegError, MediaError, blame_master
+from pipelines.media.confined import FFmpegCall, master_input, run_confined
 from pipelines.media.probe import Probe
-from pipelines.media.runner import run
-from pipelines.media.sandbox import Sandbox, sandbox_for
 from pipelines.video.scene_cuts import Cut, CutDetector, CutPolicy, Rgb, signature
 from pipelines.video.thumbnails import (
     POSTER_NAME,
-    POSTER_TIMEOUT_S,
     SPRITE_COLUMNS,
     SPRITE_NAME,
     VTT_NAME,
@@ -135,18 +133,18 @@ def analysis_geometry(probe: Probe, settings: VideoAnalysisSettings) -> tuple[in
 
 
 def build_analysis_decode_cmd(
-    source: Path, stream_index: int, *, width: int, height: int, frame_rate: float, ffmpeg: str, limits: Limits
-) -> list[str]:
-    """The ffmpeg argv that writes one video stream as constant-rate ``width``×``height`` RGB24 to stdout."""
-    return [
+    source: Path, stream_index: int, *, width: int, height: int, frame_rate: float, duration_s: float, ffmpeg: str
+) -> FFmpegCall:
+    """The ffmpeg run that writes one video stream of ``source`` (``duration_s`` long) as constant-rate
+    ``width``×``height`` RGB24 to stdout."""
+    args = (
         ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-        "-protocol_whitelist", "file", "-format_whitelist", ",".join(ACCEPTED_DEMUXERS),
-        "-max_pixels", str(limits.max_pixels),
         "-i", str(source),
         "-map", f"0:{stream_index}", "-an", "-sn", "-dn", "-map_metadata", "-1",
         "-vf", f"fps={frame_rate:.6g},scale={width}:{height}:flags=area,format=rgb24",
         "-f", "rawvideo", "pipe:1",
-    ]
+    )
+    return FFmpegCall(kind="video_decode", args=args, inputs=(master_input(source),), duration_s=duration_s)
 
 
 class _FaceDetector:
@@ -348,10 +346,9 @@ def analyse_video(
         if on_fraction is not None:
             on_fraction(min(1.0, analyzer.frames / expected))
 
-    cmd = build_analysis_decode_cmd(source, probe.video.index, width=width, height=height, frame_rate=rate,
-                                    ffmpeg=ffmpeg, limits=limits)
-    _run_decode(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), limits=limits, on_stdout=receive,
-                sandbox=sandbox_for(enabled=limits.sandbox, read=(source.resolve(),)))
+    decode = build_analysis_decode_cmd(source, probe.video.index, width=width, height=height, frame_rate=rate,
+                                       duration_s=probe.duration_s, ffmpeg=ffmpeg)
+    _run_decode(decode, limits=limits, on_stdout=receive)
     if analyzer.frames == 0:
         raise MediaError("decode_failed", "ffmpeg decoded no video frame from the master")
     scenes, cuts, black, tiles, layout = analyzer.finish()
@@ -361,10 +358,8 @@ def analyse_video(
     write_jpeg(out_dir / SPRITE_NAME, build_sprite(tiles, layout))
     (out_dir / VTT_NAME).write_text(build_thumbnails_vtt(layout, duration_s=duration))
     seek = max(0.0, poster_time - 0.25 / rate)  # frames before the seek time are dropped; this one is kept
-    poster_cmd = build_poster_cmd(source, probe.video.index, seek, out_dir / POSTER_NAME, ffmpeg=ffmpeg,
-                                  limits=limits)
-    _run_decode(poster_cmd, timeout_s=POSTER_TIMEOUT_S, limits=limits, on_stdout=None,
-                sandbox=sandbox_for(enabled=limits.sandbox, read=(source.resolve(),), write=(out_dir.resolve(),)))
+    _run_decode(build_poster_cmd(source, probe.video.index, seek, out_dir / POSTER_NAME, ffmpeg=ffmpeg),
+                limits=limits, on_stdout=None)
     if not (out_dir / POSTER_NAME).is_file():
         raise MediaError("decode_failed", f"ffmpeg wrote no poster frame at {poster_time:.3f} s")
     return VideoAnalysis(frame_rate=rate, frames=analyzer.frames, width=width, height=height,
@@ -372,12 +367,9 @@ def analyse_video(
                          sprite=layout)
 
 
-def _run_decode(
-    cmd: list[str], *, timeout_s: float, limits: Limits, on_stdout: Callable[[bytes], None] | None,
-    sandbox: Sandbox | None,
-) -> None:
+def _run_decode(call: FFmpegCall, *, limits: Limits, on_stdout: Callable[[bytes], None] | None) -> None:
     try:
-        run(cmd, timeout_s=timeout_s, on_stdout=on_stdout, rlimits=limits.rlimits(), sandbox=sandbox)
+        run_confined(call, limits=limits, on_stdout=on_stdout)
     except FFmpegError as exc:
         error = blame_master(exc, doing="decoding the video for scene analysis", timeout_code="decode_timeout",
                              failed_code="decode_failed", memory_mb=limits.process_memory_mb)

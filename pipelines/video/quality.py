@@ -1,7 +1,8 @@
 """VMAF, PSNR and SSIM of every video rung against the master, in one ffmpeg pass.
 
 The reference is the master, decoded once and ``split`` into one libvmaf filter per rung. Each distorted input
-is a rung as published: its HLS playlist read back through ffmpeg's ``hls`` demuxer, upscaled (bicubic) to the
+is a rung as published: its HLS playlist read back through ffmpeg's ``hls`` demuxer (the one input read with a
+demuxer that opens further files: see :func:`pipelines.media.confined.encoded_input`), upscaled (bicubic) to the
 reference's size as Netflix advises for VMAF, both sides restarted at timestamp zero and the reference brought
 to the ladder's frame rate when the encoder changed it. One libvmaf instance per rung computes the
 ``vmaf_v0.6.1`` model, the same model with its phone transform (``vmaf_phone``), PSNR (luma, ``psnr_y``) and SSIM
@@ -24,18 +25,17 @@ from dataclasses import dataclass, replace
 import json
 import logging
 from pathlib import Path
-import shlex
 from typing import Any
 
 import numpy as np
 
 from pipelines.audio.delivery import ScoreReason
-from pipelines.config import ACCEPTED_DEMUXERS, Limits, QualitySettings
+from pipelines.config import Limits, QualitySettings
 from pipelines.errors import FFmpegError, MediaError, blame_master
+from pipelines.media.confined import FFmpegCall, encoded_input, master_input, run_confined
 from pipelines.media.isobmff import count_samples
 from pipelines.media.probe import Probe
-from pipelines.media.runner import Progress, run
-from pipelines.media.sandbox import sandbox_for
+from pipelines.media.runner import Progress
 from pipelines.video.package import MeasuredRendition, parse_media_playlist
 from pipelines.video.transcode import PLAYLIST_NAME
 
@@ -239,14 +239,16 @@ def build_quality_cmd(
     stream_index: int,
     size: tuple[int, int],
     frame_rate: float | None,
+    duration_s: float,
+    work_dir: Path,
     settings: QualitySettings,
-    limits: Limits,
-) -> list[str]:
-    """The one ffmpeg argv scoring every ``distorted`` input against stream ``stream_index`` of ``reference``.
+) -> FFmpegCall:
+    """The one ffmpeg run scoring every ``distorted`` input against stream ``stream_index`` of ``reference`` (a
+    master ``duration_s`` long).
 
-    The reference is decoded once and split; logs go to ``vmaf-<i>.json`` in the working directory, one per
-    distorted input in order. Inputs are read from local files only, through the accepted demuxers (plus
-    ``hls`` for the rungs' playlists).
+    The reference is decoded once and split; logs go to ``vmaf-<i>.json`` in ``work_dir`` (the run's working
+    directory and the only folder it writes), one per distorted input in order. The reference is read as a
+    master, each distorted input as a rung the job encoded (its playlist through the ``hls`` demuxer).
     """
     width, height = size
     to_size = f"scale={width}:{height}:flags=bicubic,format=yuv420p,setsar=1,setpts=PTS-STARTPTS"
@@ -258,15 +260,15 @@ def build_quality_cmd(
     for i in range(count):
         graph.append(f"[{i + 1}:v:0]{keep}{to_size}[d{i}]")
         graph.append(f"[d{i}][r{i}]{libvmaf_options(log_path=log_name(i), settings=settings)}[q{i}]")
-    cmd = [settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning", "-progress", "pipe:1"]
-    whitelist = ",".join(ACCEPTED_DEMUXERS)
-    for path, formats in [(reference, whitelist)] + [(d.path, f"hls,{whitelist}") for d in distorted]:
-        cmd += ["-protocol_whitelist", "file", "-format_whitelist", formats, "-max_pixels", str(limits.max_pixels),
-                "-i", str(path)]
-    cmd += ["-filter_complex", ";".join(graph)]
+    args = [settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning", "-progress", "pipe:1"]
+    for path in (reference, *(d.path for d in distorted)):
+        args += ["-i", str(path)]
+    args += ["-filter_complex", ";".join(graph)]
     for i in range(count):
-        cmd += ["-map", f"[q{i}]", "-f", "null", "-"]
-    return cmd
+        args += ["-map", f"[q{i}]", "-f", "null", "-"]
+    inputs = (master_input(reference), *(encoded_input(d.path) for d in distorted))
+    return FFmpegCall(kind="quality", args=tuple(args), inputs=inputs, writes=(work_dir,), cwd=work_dir,
+                      duration_s=duration_s)
 
 
 def parse_vmaf_log(text: str, *, subsample: int = 1) -> FrameScores:
@@ -397,29 +399,26 @@ def measure_video_quality(
 
     ``work_dir`` (existing) receives the libvmaf logs. ``on_fraction`` receives the fraction (0..1) of the
     master scored so far. Returns one judged :class:`RenditionQuality` per input, in order. Raises
-    ``FFmpegError`` when ffmpeg fails or runs past ``settings.timeout_s(probe.duration_s)`` and ``MediaError``
-    (``quality_failed``) when it leaves no usable log.
+    ``FFmpegError`` when ffmpeg fails or runs past ``limits.timeout_s("quality", duration_s=probe.duration_s)``
+    and ``MediaError`` (``quality_failed``) when it leaves no usable log.
     """
     if not distorted:
         return []
     assert probe.video is not None
     inputs = [replace(d, path=d.path.resolve()) for d in distorted]  # absolute: ffmpeg runs in work_dir
-    cmd = build_quality_cmd(
+    call = build_quality_cmd(
         reference.resolve(), inputs,
         stream_index=probe.video.index, size=reference_size(probe),
-        frame_rate=reference_frame_rate(probe, ladder_frame_rate), settings=settings, limits=limits,
+        frame_rate=reference_frame_rate(probe, ladder_frame_rate), duration_s=probe.duration_s,
+        work_dir=work_dir, settings=settings,
     )
-    log.info("scoring %d renditions: %s", len(distorted), shlex.join(cmd))
+    log.info("scoring %d renditions", len(distorted))
 
     def forward(progress: Progress) -> None:
         if on_fraction is not None:
             on_fraction(1.0 if progress.done else min(1.0, progress.out_time_s / max(probe.duration_s, 1e-3)))
 
-    # A rung is read through its playlist: its whole folder (playlist, init and media segments) is readable.
-    sandbox = sandbox_for(enabled=limits.sandbox, read=(reference.resolve(), *{d.path.parent for d in inputs}),
-                          write=(work_dir.resolve(),))
-    run(cmd, timeout_s=settings.timeout_s(probe.duration_s), on_progress=forward, cwd=work_dir,
-        rlimits=limits.rlimits(), sandbox=sandbox)
+    run_confined(call, limits=limits, on_progress=forward)
     rungs = []
     for i, item in enumerate(distorted):
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipelines.config import ACCEPTED_DEMUXERS, Limits
+from pipelines.media.confined import FFmpegCall, master_input
 from pipelines.video.scene_cuts import Rgb
 
 SPRITE_NAME = "sprite.jpg"
@@ -27,7 +27,6 @@ SPRITE_COLUMNS = 10
 MAX_TILES = 100
 INTERVALS_S = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 POSTER_MAX_WIDTH = 1280
-POSTER_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -95,20 +94,17 @@ def write_jpeg(path: Path, rgb: Rgb, *, quality: int = 80) -> None:
     path.write_bytes(data.tobytes())
 
 
-def build_poster_cmd(
-    source: Path, stream_index: int, time_s: float, output: Path, *, ffmpeg: str, limits: Limits
-) -> list[str]:
-    """The ffmpeg argv that writes the frame at ``time_s`` as a JPEG at most ``POSTER_MAX_WIDTH`` wide."""
-    return [
+def build_poster_cmd(source: Path, stream_index: int, time_s: float, output: Path, *, ffmpeg: str) -> FFmpegCall:
+    """The ffmpeg run that writes the frame at ``time_s`` as a JPEG at most ``POSTER_MAX_WIDTH`` wide, into
+    ``output``'s folder."""
+    args = (
         ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
-        "-protocol_whitelist", "file", "-format_whitelist", ",".join(ACCEPTED_DEMUXERS),
-        "-max_pixels", str(limits.max_pixels),
         "-ss", f"{time_s:.3f}", "-i", str(source),
         "-map", f"0:{stream_index}", "-an", "-sn", "-dn", "-map_metadata", "-1",
         "-frames:v", "1", "-vf", f"scale='min({POSTER_MAX_WIDTH},iw)':-2:flags=lanczos,format=yuvj420p",
         "-q:v", "3", "-f", "image2", "-update", "1", "-y", str(output),
-    ]
-
+    )
+    return FFmpegCall(kind="picture", args=args, inputs=(master_input(source),), writes=(output.parent,))
 
 
 def _vtt_time(seconds: float) -> str:

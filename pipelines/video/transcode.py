@@ -1,10 +1,10 @@
 """One ffmpeg process that decodes the master once and encodes every rung of the ladder into HLS.
 
-The filter graph is built with ffmpeg-python and compiled to an argv list that :mod:`pipelines.media.runner` runs
-(ffmpeg-python's own ``.run()`` has no timeout). Video is decoded once and ``split`` into one scaler per rung;
-audio likewise through ``asplit``. Every video rung uses the same fixed GOP with keyframes forced at each
-segment boundary and scene-cut keyframes off, so all rungs cut their segments at the same timestamps and a
-player can switch between them at any boundary.
+The filter graph is built with ffmpeg-python and compiled to an argv that :mod:`pipelines.media.confined` hardens
+and runs (ffmpeg-python's own ``.run()`` has no timeout and no sandbox). Video is decoded once and ``split`` into
+one scaler per rung; audio likewise through ``asplit``. Every video rung uses the same fixed GOP with keyframes
+forced at each segment boundary and scene-cut keyframes off, so all rungs cut their segments at the same
+timestamps and a player can switch between them at any boundary.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 import logging
 from pathlib import Path
-import shlex
 
 import ffmpeg
 
-from pipelines.config import ACCEPTED_DEMUXERS, EncoderSettings, Limits
+from pipelines.config import EncoderSettings, Limits
+from pipelines.media.confined import FFmpegCall, master_input, run_confined
 from pipelines.media.probe import Probe
-from pipelines.media.runner import Progress, run
-from pipelines.media.sandbox import sandbox_for
+from pipelines.media.runner import Progress
 from pipelines.video.ladder import AudioRung, Ladder, VideoRung
 
 log = logging.getLogger(__name__)
@@ -86,22 +85,17 @@ def build_transcode_cmd(
     source: Path,
     probe: Probe,
     ladder: Ladder,
+    out_dir: Path,
     *,
     encoder: EncoderSettings,
-    limits: Limits,
     ffmpeg_bin: str = "ffmpeg",
-) -> tuple[list[str], list[EncodedRendition]]:
-    """The single ffmpeg argv that writes every rung of ``ladder`` as HLS under the working directory.
+) -> tuple[FFmpegCall, list[EncodedRendition]]:
+    """The single ffmpeg run that writes every rung of ``ladder`` as HLS into ``out_dir``.
 
-    Output paths are relative (``<rung name>/index.m3u8``); run the command with the output folder as its
-    working directory. ``source`` should be absolute.
+    Output paths in the argv are relative (``<rung name>/index.m3u8``): the run's working directory is
+    ``out_dir``, and so ``source`` should be absolute.
     """
-    inp = ffmpeg.input(
-        str(source),
-        protocol_whitelist="file",
-        format_whitelist=",".join(ACCEPTED_DEMUXERS),
-        max_pixels=limits.max_pixels,
-    )
+    inp = ffmpeg.input(str(source))
     outputs = []
     renditions: list[EncodedRendition] = []
 
@@ -139,12 +133,14 @@ def build_transcode_cmd(
             )
             renditions.append(EncodedRendition(audio_rung.name, "audio", Path(audio_rung.name)))
 
-    cmd = (
+    args = (
         ffmpeg.merge_outputs(*outputs)
         .global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "warning", "-progress", "pipe:1")
         .compile(cmd=ffmpeg_bin, overwrite_output=True)
     )
-    return list(cmd), renditions
+    call = FFmpegCall(kind="transcode", args=tuple(args), inputs=(master_input(source),), writes=(out_dir,),
+                      cwd=out_dir, duration_s=probe.duration_s)
+    return call, renditions
 
 
 def transcode(
@@ -163,20 +159,17 @@ def transcode(
     ``on_fraction`` receives the fraction (0..1) of the master encoded so far. Raises ``FFmpegError`` when
     ffmpeg fails or runs past the limit for a master of this duration.
     """
-    cmd, renditions = build_transcode_cmd(
-        source.resolve(), probe, ladder, encoder=encoder, limits=limits, ffmpeg_bin=ffmpeg_bin
-    )
+    call, renditions = build_transcode_cmd(source.resolve(), probe, ladder, out_dir, encoder=encoder,
+                                           ffmpeg_bin=ffmpeg_bin)
     for rendition in renditions:
         (out_dir / rendition.directory).mkdir(parents=True, exist_ok=True)
-    log.info("transcoding %d renditions: %s", len(renditions), shlex.join(cmd))
+    log.info("transcoding %d renditions", len(renditions))
 
     def forward(progress: Progress) -> None:
         if on_fraction is not None:
             on_fraction(1.0 if progress.done else min(1.0, progress.out_time_s / probe.duration_s))
 
-    run(cmd, timeout_s=limits.transcode_timeout_s(probe.duration_s), on_progress=forward, cwd=out_dir,
-        rlimits=limits.rlimits(),
-        sandbox=sandbox_for(enabled=limits.sandbox, read=(source.resolve(),), write=(out_dir.resolve(),)))
+    run_confined(call, limits=limits, on_progress=forward)
     return renditions
 
 
