@@ -108,7 +108,6 @@ class EncoderSettings:
 
     x264_preset: str = "veryfast"
     segment_s: float = 6.0
-    max_frame_rate: float = 60.0
     threads: int = 0  # 0: let ffmpeg choose
 
 

@@ -174,11 +174,6 @@ class Catalog:
             ).one()
             return int(count), str(newest)
 
-    def matches_of(self, asset_id: str) -> list[AssetMatch]:
-        with self.session() as session:
-            query = select(AssetMatch).where(AssetMatch.asset_id == asset_id).order_by(AssetMatch.score.desc())
-            return list(session.scalars(query))
-
     def delete_asset(self, asset_id: str) -> str | None:
         """Remove an asset with its renditions, fingerprint and matches; return its published ladder's prefix."""
         with self.session() as session:

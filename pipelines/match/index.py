@@ -66,7 +66,6 @@ class MatchPolicy:
     good_item_errors: float = 8.0
     """Bit errors (of 32) under which an aligned item, smoothed over ``smoothing_items``, agrees."""
     smoothing_items: int = 8
-    min_matched_s: float = 2.0
     accept_score: float = 0.35
     """A clip found at its own speed within ``lookup_bit_errors`` is a match from this score up. Out-of-catalog
     10 s clips reached at most 0.24 against a 10,000-track index (``bench/match_bench.py``)."""
@@ -98,7 +97,6 @@ class Match:
     matched_s: float
     bit_error_rate: float
     speed: float = 1.0
-    tempo_ratio: float = 1.0
 
     def to_document(self) -> dict[str, object]:
         return {
@@ -360,7 +358,6 @@ class FingerprintIndex:
             matched_s=matched_s,
             bit_error_rate=ber,
             speed=speed,
-            tempo_ratio=alignment.ratio,
         )
 
 

@@ -34,7 +34,7 @@ MAX_POINTS = 1200
 _TIME_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
 SPECTROGRAM_ROWS = 256  # frequency rows drawn: the raster stays a few hundred kB at most
 INK, MUTED, GRID = "#1f2933", "#6b7280", "#e5e7eb"
-BLUE, ORANGE, RED, GREEN = "#2563eb", "#f59e0b", "#dc2626", "#16a34a"
+BLUE, RED = "#2563eb", "#dc2626"
 RUNG_COLOURS = ("#2563eb", "#16a34a", "#f59e0b", "#9333ea", "#0891b2", "#db2777", "#65a30d", "#78716c")
 _RC: dict[RcKeyType, Any] = {
     "font.family": "DejaVu Sans", "font.size": 9.0, "axes.edgecolor": MUTED, "axes.labelcolor": INK,

@@ -62,7 +62,7 @@ def render_report(*, asset_id: str, job_id: str, probe: Document, quality: Docum
     tags = probe.get("tags") or {}
     title = str(tags.get("title") or asset_id)
     sections = [
-        _header(title, asset_id, job_id, probe),
+        _header(title, asset_id, probe),
         _verdict(quality),
         _profiles(quality.get("delivery")),
         _loudness(quality.get("loudness"), quality.get("delivery")),
@@ -94,7 +94,7 @@ def verdict_of(score: int | None, primary_passed: bool | None) -> tuple[str, str
     return "fail", "Not ready to ship"
 
 
-def _header(title: str, asset_id: str, job_id: str, probe: Document) -> str:
+def _header(title: str, asset_id: str, probe: Document) -> str:
     tags = probe.get("tags") or {}
     facts = [str(probe.get("kind") or "?"), clock(float(probe.get("duration_s") or 0.0)),
              str(probe.get("container") or "?")]
@@ -380,7 +380,7 @@ def _num(value: object, digits: int) -> str:
 
 _STYLE = """
 :root{--ink:#1f2933;--muted:#6b7280;--line:#e5e7eb;--bg:#f6f7f9;--ok:#15803d;--okbg:#dcfce7;--warn:#b45309;
---warnbg:#fef3c7;--bad:#b91c1c;--badbg:#fee2e2}
+--bad:#b91c1c;--badbg:#fee2e2}
 *{box-sizing:border-box}
 body{margin:0;background:var(--bg);color:var(--ink);font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
 "DejaVu Sans",sans-serif}
