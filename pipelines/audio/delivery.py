@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from pipelines.audio.loudness import LoudnessReport
 from pipelines.audio.qc import AudioQCReport
+from pipelines.scoring import ScoreReason
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,15 +79,6 @@ class ProfileResult:
     @property
     def passed(self) -> bool:
         return all(check.passed for check in self.checks)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScoreReason:
-    """What lowered a 0–100 score, and by how many points: the master's here, a rendition's in video_quality."""
-
-    code: str
-    penalty: int
-    detail: str
 
 
 @dataclass(frozen=True, kw_only=True)

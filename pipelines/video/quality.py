@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.audio.delivery import ScoreReason
 from pipelines.config import Limits, QualitySettings
 from pipelines.errors import FFmpegError, MediaError, blame_master
 from pipelines.media.confined import FFmpegCall, encoded_input, master_input, run_confined
 from pipelines.media.isobmff import count_samples
 from pipelines.media.probe import Probe
 from pipelines.media.runner import Progress
+from pipelines.scoring import ScoreReason
 from pipelines.video.package import MeasuredRendition, parse_media_playlist
 from pipelines.video.transcode import PLAYLIST_NAME
 
