@@ -32,8 +32,9 @@ from pipelines.catalog import Catalog
 from pipelines.config import Settings
 from pipelines.job import JobOutcome, run_job
 from pipelines.media.probe import declared_wav_data_bytes, refused_frame_size
-from pipelines.storage import LocalStorage, SourceVersion
+from pipelines.storage import SourceVersion
 from pipelines.storage.events import NewMaster, parse_bucket_event
+from pipelines.storage.local import LocalStorage
 from pipelines.storage.s3 import S3Storage
 from tests import hostile_media as hostile
 from tests.conftest import files_under, make_media

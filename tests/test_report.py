@@ -26,7 +26,8 @@ from pipelines.config import Settings
 import pipelines.job
 from pipelines.job import run_job
 from pipelines.report.page import REPORT_NAME, render_report, verdict_of
-from pipelines.storage import LocalStorage, ObjectRef
+from pipelines.storage import ObjectRef
+from pipelines.storage.local import LocalStorage
 from pipelines.video.package import MASTER_NAME
 from tests.conftest import FIXTURES, make_media
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.errors import StorageError
-from pipelines.storage import InvalidKeyError, LocalStorage, ObjectRef, parse_s3_uri, validate_key
+from pipelines.storage import InvalidKeyError, ObjectRef, parse_s3_uri, validate_key
+from pipelines.storage.local import LocalStorage
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,33 @@ def test_local_store_round_trip(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as info:
         store.fetch(ref, tmp_path / "again.bin")
     assert info.value.missing
+
+
+def test_local_delete_prefix_deletes_a_folder_as_on_s3(tmp_path: Path) -> None:
+    """Only the objects under the folder ``prefix/``: an object named like the prefix is not under it (S3 lists
+    ``prefix/``), and a prefix no file system here can hold has nothing under it. Neither is an error."""
+    store = LocalStorage(tmp_path / "objects")
+    source = tmp_path / "in.bin"
+    source.write_bytes(b"payload")
+    for key in ("hls/a", "hls/ab/one", "hls/ab/two/three"):
+        store.put_file(source, ObjectRef("media-out", key), content_type="application/octet-stream")
+    assert store.delete_prefix("media-out", "hls/a") == 0
+    assert store.delete_prefix("media-out", "x" * 300) == 0  # a valid key; no file name here is that long
+    assert store.delete_prefix("media-out", "hls/ab/") == 2
+    assert Path(store.uri(ObjectRef("media-out", "hls/a"))).read_bytes() == b"payload"
+
+
+def test_local_delete_prefix_fails_with_a_storage_error(tmp_path: Path) -> None:
+    """A file system failure is a ``StorageError``, as the ``Storage`` protocol promises (a caller such as the
+    job's cleanup catches that, not ``OSError``). Here the prefix is a symbolic link, which the store never
+    makes and ``rmtree`` refuses whoever runs the test; nothing outside the store is touched."""
+    store = LocalStorage(tmp_path / "objects")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("kept")
+    (tmp_path / "objects" / "media-out" / "hls").mkdir(parents=True)
+    (tmp_path / "objects" / "media-out" / "hls" / "a").symlink_to(elsewhere)
+    with pytest.raises(StorageError) as info:
+        store.delete_prefix("media-out", "hls/a")
+    assert "s3://media-out/hls/a/" in str(info.value) and "symbolic link" in str(info.value)
+    assert (elsewhere / "keep.txt").read_text() == "kept"

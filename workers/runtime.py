@@ -10,7 +10,8 @@ from pipelines.clip_job import CatalogIndex
 from pipelines.config import Settings
 from pipelines.match.index import LayeredIndex
 from pipelines.media.runner import process_is_gone
-from pipelines.storage import LocalStorage, Storage
+from pipelines.storage import Storage
+from pipelines.storage.local import LocalStorage
 from pipelines.storage.s3 import S3Storage
 
 

@@ -1,4 +1,5 @@
-"""Object storage behind one small Protocol: a local folder for the embedded default, S3 (MinIO) in production.
+"""Object storage behind one small Protocol: a local folder for the embedded default (:mod:`pipelines.storage.local`),
+S3 (MinIO) in production (:mod:`pipelines.storage.s3`).
 
 Object keys are validated before any backend sees them (no ``..`` segment, no absolute path, no control or NUL
 character, at most 1,024 bytes) and are never joined onto a local path unchecked.
@@ -7,12 +8,8 @@ character, at most 1,024 bytes) and are never joined onto a local path unchecked
 from __future__ import annotations
 
 from dataclasses import dataclass
-import errno
 import hashlib
-import os
 from pathlib import Path
-import shutil
-import tempfile
 from typing import Protocol
 
 from pipelines.errors import MediaError, StorageError
@@ -93,51 +90,6 @@ class Storage(Protocol):
     def uri(self, ref: ObjectRef) -> str:
         """Where a client finds the object: a local path for the embedded store, ``s3://…`` otherwise."""
         ...
-
-
-class LocalStorage:
-    """Buckets as folders under ``root``; writes are atomic (temporary file, then rename)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _path(self, ref: ObjectRef) -> Path:
-        return self.root / validate_bucket(ref.bucket) / validate_key(ref.key)
-
-    def fetch(self, ref: ObjectRef, dest: Path, *, version: SourceVersion | None = None) -> str:
-        """As :meth:`Storage.fetch`; the embedded store keeps one version of each object and no ETag, so
-        ``version`` is not checked (no notification announces its objects)."""
-        source = self._path(ref)
-        try:
-            return copy_with_digest(source, dest)
-        except FileNotFoundError:
-            raise StorageError(f"no object {ref.uri}", missing=True) from None
-        except OSError as exc:
-            if exc.errno == errno.ENAMETOOLONG:  # a valid key no file system here can hold: no such object
-                raise StorageError(f"no object {ref.uri}", missing=True) from None
-            raise StorageError(f"cannot read {ref.uri}: {exc}") from exc
-
-    def put_file(self, path: Path, ref: ObjectRef, *, content_type: str) -> None:
-        target = self._path(ref)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            os.close(fd)
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise StorageError(f"cannot write {ref.uri}: {exc}") from exc
-
-    def delete_prefix(self, bucket: str, prefix: str) -> int:
-        base = self.root / validate_bucket(bucket) / validate_key(prefix.rstrip("/"))
-        if not base.exists():
-            return 0
-        count = sum(1 for p in base.rglob("*") if p.is_file())
-        shutil.rmtree(base)
-        return count
-
-    def uri(self, ref: ObjectRef) -> str:
-        return str(self._path(ref))
 
 
 def sha256_of(path: Path) -> str:
