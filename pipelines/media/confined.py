@@ -88,14 +88,14 @@ class FFmpegCall:
     """A tighter cap than ``Limits.output_file_mb`` on any file the program writes (``RLIMIT_FSIZE``)."""
 
 
-def input_hardening(item: MediaInput, limits: Limits) -> list[str]:
+def _hardening(item: MediaInput, limits: Limits) -> list[str]:
     """The options placed before ``-i`` for ``item``: local files only, its demuxers only, ``-max_pixels``."""
     return ["-protocol_whitelist", "file", "-format_whitelist", ",".join(item.demuxers),
             "-max_pixels", str(limits.max_pixels)]
 
 
 def hardened_argv(call: FFmpegCall, limits: Limits) -> list[str]:
-    """``call.args`` with :func:`input_hardening` before each ``-i``: the argv :func:`run_confined` runs.
+    """``call.args`` with the input hardening before each ``-i``: the argv :func:`run_confined` runs.
 
     Raises ``ValueError`` (a bug in the stage, not bad input) when an ``-i`` names a file that is not one of
     ``call.inputs``, a declared input is not read by exactly one ``-i``, or the call sets a hardening option
@@ -118,7 +118,7 @@ def hardened_argv(call: FFmpegCall, limits: Limits) -> list[str]:
         if item is None or path in read:
             raise ValueError(f"-i {path!r} is not a declared input, or is read twice")
         read.add(path)
-        argv += [*input_hardening(item, limits), "-i", path]
+        argv += [*_hardening(item, limits), "-i", path]
     if unread := set(declared) - read:
         raise ValueError(f"declared inputs never read with -i: {sorted(unread)}")
     return argv
