@@ -30,12 +30,12 @@ working. Its process is checked from outside like the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 import json
 import os
 from pathlib import Path
 import shlex
+import shutil
 import subprocess
 import sys
 from typing import Any
@@ -101,10 +101,12 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> Programs:
     vmaf = str(Path(bundled_ffmpeg()).resolve())  # set explicitly: the settings then look nothing up
     if not LANDLOCK:
         return Programs(ffmpeg="ffmpeg", ffprobe="ffprobe", vmaf=vmaf, canary=canary)
-    real = {name: subprocess.run(["sh", "-c", f"command -v {name}"], capture_output=True, text=True,
-                                 check=True).stdout.strip() for name in ("ffmpeg", "ffprobe")}
-    return Programs(ffmpeg=_wrapper(folder / "ffmpeg", real["ffmpeg"], canary),
-                    ffprobe=_wrapper(folder / "ffprobe", real["ffprobe"], canary), vmaf=vmaf, canary=canary)
+    wrappers = {}
+    for name in ("ffmpeg", "ffprobe"):
+        real = shutil.which(name)
+        assert real is not None, f"no {name} on PATH"
+        wrappers[name] = _wrapper(folder / name, real, canary)
+    return Programs(ffmpeg=wrappers["ffmpeg"], ffprobe=wrappers["ffprobe"], vmaf=vmaf, canary=canary)
 
 
 def _recorded_job(master: Path, home: Path, programs: Programs, asset_id: str) -> RecordedJob:
@@ -120,12 +122,13 @@ def _recorded_job(master: Path, home: Path, programs: Programs, asset_id: str) -
 
 
 @pytest.fixture(scope="module")
-def jobs(programs: Programs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RecordedJob]]:
+def jobs(programs: Programs, tmp_path_factory: pytest.TempPathFactory) -> dict[str, RecordedJob]:
+    """The two jobs, run once for the module, on one home."""
     folder = tmp_path_factory.mktemp("door")
     audio = make_media(folder / "music.flac", "-i", str(FIXTURES / "music_hyperrogue_20s.ogg"),
                        "-i", str(FIXTURES / "face_astronaut_nasa.jpg"), "-map", "0:a", "-map", "1",
                        "-c:a", "flac", "-c:v", "copy", "-disposition:v", "attached_pic")
-    yield {
+    return {
         "video": _recorded_job(FIXTURES / "city_cc0.mp4", folder / "home", programs, "door-video"),
         "audio": _recorded_job(audio, folder / "home", programs, "door-audio"),
     }
