@@ -1,11 +1,12 @@
-"""The package graph the README draws: no import cycles in ``pipelines/`` or ``workers/``, and stage packages
-that never reach the storage, the catalog, the job or the workers.
+"""The package graph the README draws: no import cycles in ``pipelines/`` or ``workers/``, stage packages that
+never reach the storage, the catalog, the job or the workers, and no module borrowing another's private names.
 
 The graph is read from the source (every module parsed, not imported), so an import made lazily inside a
 function counts as much as one at the top of a module: a cycle that only closes at run time is still a cycle.
 An edge goes from a module to the module it names: ``from pipelines.catalog import leases`` to
-``pipelines.catalog.leases``, ``from pipelines.catalog import Catalog`` to ``pipelines.catalog``. A package's
-own ``__init__`` importing its submodules is not counted twice through the implicit parent import.
+``pipelines.catalog.leases``, ``from pipelines.catalog import Catalog`` to ``pipelines.catalog``. The package
+``__init__`` that Python runs before any of its submodules is no edge: a package that imports its own
+submodules in its ``__init__`` (as ``pipelines.catalog`` does) is the usual layout, not a cycle.
 """
 
 from __future__ import annotations
@@ -163,6 +164,26 @@ def test_stage_packages_never_reach_storage_catalog_job_or_workers() -> None:
         if _within(target, FORBIDDEN_IN_STAGES)
     ]
     assert violations == [], "stage modules that load what they must not:\n" + "\n".join(violations)
+
+
+def private_imports(source: str) -> list[str]:
+    """``module.name`` for every ``from module import _name`` of a project module: a name its module keeps to
+    itself (dunders such as ``__version__`` are public)."""
+    return [
+        f"{node.module}.{alias.name}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] in PACKAGES)
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = {module: names for module, path in module_files().items()
+             if (names := private_imports(path.read_text(encoding="utf-8")))}
+    assert found == {}, found
+    assert private_imports("from pipelines.catalog import Catalog, _insert_ignore\nfrom os import _exit\n") == [
+        "pipelines.catalog._insert_ignore"]
 
 
 def test_the_graph_sees_the_imports_the_workers_are_known_to_make() -> None:
