@@ -15,7 +15,7 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from pipelines import clip_job
-from pipelines.catalog import JobStatus, validate_asset_id
+from pipelines.catalog import validate_asset_id
 from pipelines.catalog.leases import Claim, claim, fail, mark_cancelled, release_for_retry
 from pipelines.errors import CatalogError, MediaError, StorageError
 from pipelines.job import JobOutcome, run_job
@@ -78,7 +78,7 @@ def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVer
     try:
         validate_asset_id(asset_id)
     except ValueError as exc:
-        return {"asset_id": asset_id, "job_id": job_id, "status": JobStatus.FAILED.value,
+        return {"asset_id": asset_id, "job_id": job_id, "status": "failed",
                 "error": {"code": "invalid_asset_id", "message": str(exc)}}
 
     catalog = runtime.catalog
@@ -130,7 +130,7 @@ def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVer
 
 def _finish(task: Task, runtime: WorkerRuntime, outcome: JobOutcome) -> dict[str, Any]:
     """Return the document, or retry a job that failed for a reason outside the master."""
-    if outcome.document["status"] == JobStatus.RETRYING:  # recorded so by run_job, which knew a retry would come
+    if outcome.document["status"] == "retrying":  # recorded so by run_job, which knew a retry would come
         raise _retry(task, RuntimeError(outcome.document["error"]["message"]))
     return outcome.document
 
