@@ -1,6 +1,7 @@
 """The Celery app: broker, queues and routing, delivery guarantees and limits — all from the settings.
 
-Queues, so that each kind of work scales on its own:
+Queues (named, with the task names and routes, in ``workers.enqueue``), so that each kind of work scales on
+its own:
 
 * ``transcode`` — ``mediaworker.process_asset``: the whole job for one master (CPU-heavy, long).
 * ``analysis`` — analysis work that is light next to a transcode (clip matching, when it lands).
@@ -26,14 +27,10 @@ from kombu.entity import Queue
 from pipelines.audio.features import warm_up as warm_up_features
 from pipelines.config import Settings
 from pipelines.privacy import install_redaction, settings_secrets
+from workers.enqueue import INTAKE_QUEUE, QUEUES, ROUTES
 from workers.runtime import WorkerRuntime
 
-QUEUES = ("transcode", "analysis", "bookkeeping", "celery")
-ROUTES = {
-    "mediaworker.process_asset": {"queue": "transcode"},
-    "mediaworker.match_clip": {"queue": "analysis"},
-    "mediaworker.ingest_event": {"queue": "bookkeeping"},
-}
+__all__ = ["QUEUES", "broker_tls_config", "celery_config", "create_app"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -60,7 +57,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": {"visibility_timeout": worker.visibility_timeout_s},
         "broker_connection_retry_on_startup": True,
         "task_queues": [Queue(name, routing_key=name) for name in QUEUES],
-        "task_default_queue": "celery",
+        "task_default_queue": INTAKE_QUEUE,
         "task_routes": ROUTES,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": True,

@@ -17,8 +17,8 @@ from kombu.messaging import Consumer
 
 from pipelines.catalog.leases import enqueue
 from pipelines.storage.events import EventError, minimal_event, parse_bucket_event
+from workers.enqueue import enqueue_bucket_event, enqueue_process_asset
 from workers.runtime import WorkerRuntime
-from workers.tasks import INGEST_EVENT, PROCESS_ASSET
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,8 @@ def handle_bucket_event(app: Celery, body: bytes | str) -> list[str]:
     for master in masters:
         enqueue(runtime.catalog, master.job_id, asset_id=master.asset_id, source_uri=master.ref.uri,
                 uploader=master.uploader, version_id=master.version_id, etag=master.etag)
-        kwargs = {"asset_id": master.asset_id, "source": master.ref.uri, "version_id": master.version_id,
-                  "etag": master.etag}  # the job processes the announced version, or none
-        app.send_task(PROCESS_ASSET, kwargs=kwargs, task_id=master.job_id, queue="transcode")
+        enqueue_process_asset(app, job_id=master.job_id, asset_id=master.asset_id, source=master.ref.uri,
+                              version_id=master.version_id, etag=master.etag)  # the announced version, or none
         log.info("new master %s → job %s (asset %s, uploader %s)", master.ref.uri, master.job_id, master.asset_id,
                  master.uploader or "not kept")
     return [master.job_id for master in masters]
@@ -75,7 +74,7 @@ class BucketEventConsumer(bootsteps.ConsumerStep):
         except EventError as exc:
             log.warning("dropped a bucket notification that is not an S3 event: %s", exc)
         else:
-            self.app.send_task(INGEST_EVENT, kwargs={"payload": payload}, queue="bookkeeping")
+            enqueue_bucket_event(self.app, payload=payload)
         message.ack()
 
 

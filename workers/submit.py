@@ -11,8 +11,8 @@ from celery import Celery
 from pipelines.catalog import validate_asset_id
 from pipelines.errors import ConfigError
 from pipelines.storage import ObjectRef, sha256_of
+from workers.enqueue import enqueue_process_asset
 from workers.runtime import WorkerRuntime
-from workers.tasks import PROCESS_ASSET
 
 
 def submit_job(app: Celery, runtime: WorkerRuntime, source: str, *, asset_id: str | None = None) -> str:
@@ -38,7 +38,7 @@ def submit_job(app: Celery, runtime: WorkerRuntime, source: str, *, asset_id: st
         raise ConfigError("an s3:// source needs --asset-id (its content is not read here)")
     job_id = str(uuid.uuid4())
     runtime.catalog.create_job(asset_id=asset_id, source_uri=source, job_id=job_id)
-    app.send_task(PROCESS_ASSET, kwargs={"asset_id": asset_id, "source": source}, task_id=job_id, queue="transcode")
+    enqueue_process_asset(app, job_id=job_id, asset_id=asset_id, source=source)
     return job_id
 
 

@@ -16,8 +16,8 @@ from celery import Celery, bootsteps
 
 from pipelines.catalog.leases import requeue_abandoned
 from pipelines.errors import CatalogError
+from workers.enqueue import enqueue_process_asset
 from workers.runtime import WorkerRuntime, holder_is_alive
-from workers.tasks import PROCESS_ASSET
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,8 @@ def sweep(app: Celery) -> list[str]:
                                   holder_is_alive=holder_is_alive, alive_grace_s=settings.retry_cap_s)
     for job in abandoned:
         log.warning("job %s was abandoned by its worker (lease expired): enqueued again", job.job_id)
-        kwargs = {"asset_id": job.asset_id, "source": job.source_uri, "version_id": job.version_id,
-                  "etag": job.etag}  # the version its notification announced, as the job row keeps it
-        app.send_task(PROCESS_ASSET, kwargs=kwargs, task_id=job.job_id, queue="transcode")
+        enqueue_process_asset(app, job_id=job.job_id, asset_id=job.asset_id, source=job.source_uri,
+                              version_id=job.version_id, etag=job.etag)  # the version its row keeps
     return [job.job_id for job in abandoned]
 
 

@@ -22,14 +22,11 @@ from pipelines.job import JobOutcome, run_job
 from pipelines.storage import SourceVersion
 from pipelines.storage.events import EventError
 from workers.claims import JobInterrupted, held_lease
+from workers.enqueue import INGEST_EVENT, INTAKE_QUEUE, MATCH_CLIP, PROCESS_ASSET, ROUTES, enqueue_process_asset
+from workers.notifications import handle_bucket_event
 from workers.runtime import WorkerRuntime, holder_is_dead
 
 log = logging.getLogger(__name__)
-
-PROCESS_ASSET = "mediaworker.process_asset"
-INGEST_EVENT = "mediaworker.ingest_event"
-MATCH_CLIP = "mediaworker.match_clip"
-INTAKE_QUEUE = "celery"
 
 
 def register(app: Celery) -> None:
@@ -59,8 +56,6 @@ def register(app: Celery) -> None:
     @app.task(bind=True, name=INGEST_EVENT, max_retries=None)
     def ingest_event(self: Task, *, payload: str) -> list[str]:
         """Turn one bucket notification into jobs (see ``workers.notifications``); a bad payload is dropped."""
-        from workers.notifications import handle_bucket_event
-
         try:
             return handle_bucket_event(self.app, payload)
         except EventError as exc:
@@ -77,9 +72,9 @@ def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVer
     if (task.request.delivery_info or {}).get("routing_key") == INTAKE_QUEUE:
         # Sent by name to Celery's default queue by a client that does not know our routing: move it to the
         # transcode queue (same task id, so it is still one job) rather than transcode on an intake worker.
-        kwargs = {"asset_id": asset_id, "source": source, "version_id": version.version_id, "etag": version.etag}
-        task.app.send_task(PROCESS_ASSET, kwargs=kwargs, task_id=job_id, queue="transcode")
-        return {"job_id": job_id, "status": "forwarded", "queue": "transcode"}
+        enqueue_process_asset(task.app, job_id=job_id, asset_id=asset_id, source=source,
+                              version_id=version.version_id, etag=version.etag)
+        return {"job_id": job_id, "status": "forwarded", "queue": ROUTES[PROCESS_ASSET]["queue"]}
     try:
         validate_asset_id(asset_id)
     except ValueError as exc:

@@ -15,15 +15,17 @@ import uuid
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipelines.catalog.models import Asset, AssetMatch, Base, FingerprintRow, Job, Rendition, utcnow
+from pipelines.catalog import states
+from pipelines.catalog.inserts import upsert
+from pipelines.catalog.models import Asset, AssetMatch, FingerprintRow, Job, Rendition, utcnow
+from pipelines.catalog.states import JobStatus
 from pipelines.errors import CatalogError
 from pipelines.ids import validate_asset_id
 
-__all__ = ["Asset", "AssetMatch", "Catalog", "FingerprintRow", "Job", "Rendition", "validate_asset_id"]
+__all__ = ["Asset", "AssetMatch", "Catalog", "FingerprintRow", "Job", "JobStatus", "Rendition", "validate_asset_id"]
 
 _MIGRATION_LOCK = 0x6D656469  # any constant; "medi"
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -76,15 +78,19 @@ class Catalog:
     # Jobs -----------------------------------------------------------------------------------------
 
     def create_job(self, *, asset_id: str, source_uri: str, job_id: str | None = None) -> str:
+        """Create a ``queued`` job row (under ``job_id``, or a new uuid4) and return its id."""
         job_id = job_id or str(uuid.uuid4())
         with self.session() as session:
-            session.add(Job(id=job_id, asset_id=asset_id, source_uri=source_uri, status="queued", percent=0.0))
+            session.add(Job(id=job_id, asset_id=asset_id, source_uri=source_uri, status=states.INITIAL.value,
+                            percent=0.0))
         return job_id
 
     def start_job(self, job_id: str) -> None:
+        """Mark a job ``running`` without a lease: the caller runs it in this process (``mediaworker process``)."""
         with self.session() as session:
             job = _get(session, Job, job_id)
-            job.status, job.started_at, job.attempts = "running", utcnow(), job.attempts + 1
+            states.advance(job, JobStatus.RUNNING)
+            job.started_at, job.attempts = utcnow(), job.attempts + 1
 
     def record_progress(self, job_id: str, *, stage: str, percent: float) -> None:
         with self.session() as session:
@@ -94,13 +100,14 @@ class Catalog:
     def fail_job(
         self, job_id: str, *, code: str, message: str, document: dict[str, Any], retrying: bool = False
     ) -> None:
-        """Record a failure: final (``failed``), or ``retrying`` when the caller will run the job again."""
+        """Record a failure: final (``failed``), or ``retrying`` when the caller will run the job again.
+
+        The one failure of a job (``states.fail``) with its ``document``. Raises ``JobStateError`` (a
+        ``CatalogError``) when the job is already over, e.g. cancelled while it ran."""
         with self.session() as session:
             job = _get(session, Job, job_id)
-            job.status = "retrying" if retrying else "failed"
-            job.error_code, job.error_message, job.document = code, message, document
-            job.claimed_by = job.lease_expires_at = None
-            job.finished_at = None if retrying else utcnow()
+            states.fail(job, code=code, message=message, retrying=retrying)
+            job.document = document
 
     def complete_job(
         self,
@@ -119,7 +126,7 @@ class Catalog:
             job = _get(session, Job, job_id)
             asset_id = job.asset_id
             values = {**asset, "id": asset_id, "latest_job_id": job_id, "updated_at": utcnow()}
-            _upsert(session, Asset, values, key="id")
+            upsert(session, Asset, values, key="id")
             session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
             session.add_all(Rendition(asset_id=asset_id, job_id=job_id, **row) for row in renditions)
             session.execute(delete(FingerprintRow).where(FingerprintRow.asset_id == asset_id))
@@ -129,8 +136,8 @@ class Catalog:
                                            item_count=count, landmarks=landmarks))
             session.execute(delete(AssetMatch).where(AssetMatch.asset_id == asset_id))
             session.add_all(AssetMatch(asset_id=asset_id, job_id=job_id, **row) for row in matches)
-            job.status, job.stage, job.percent = "succeeded", "done", 100.0
-            job.document, job.finished_at = document, utcnow()
+            states.advance(job, JobStatus.SUCCEEDED)
+            job.stage, job.percent, job.document = "done", 100.0, document
 
     # Reads ----------------------------------------------------------------------------------------
 
@@ -231,28 +238,6 @@ def _get(session: Session, model: type[Job], key: str) -> Job:
     if row is None:
         raise CatalogError(f"no {model.__tablename__} row {key!r}")
     return row
-
-
-def _insert(session: Session, model: type[Base], values: dict[str, Any]) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can say ON CONFLICT, in the dialect of the session's database."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(model).values(**values)
-    if dialect == "sqlite":
-        return sqlite.insert(model).values(**values)
-    raise CatalogError(f"the catalog supports PostgreSQL and SQLite, not {dialect}")
-
-
-def _upsert(session: Session, model: type[Base], values: dict[str, Any], *, key: str) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE: the row ends up with ``values`` whether or not it existed."""
-    statement = _insert(session, model, values)
-    updates = {name: statement.excluded[name] for name in values if name not in (key, "created_at")}
-    session.execute(statement.on_conflict_do_update(index_elements=[key], set_=updates))
-
-
-def _insert_ignore(session: Session, model: type[Base], values: dict[str, Any]) -> None:
-    """INSERT … ON CONFLICT DO NOTHING: create the row unless it exists."""
-    session.execute(_insert(session, model, values).on_conflict_do_nothing())
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

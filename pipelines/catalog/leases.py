@@ -17,11 +17,11 @@ from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import select
 
-from pipelines.catalog import Catalog, _insert_ignore
+from pipelines.catalog import Catalog, states
+from pipelines.catalog.inserts import insert_ignore
 from pipelines.catalog.models import Job, utcnow
+from pipelines.catalog.states import JobStatus
 from pipelines.privacy import is_pseudonym
-
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 ClaimOutcome = Literal["claimed", "done", "busy", "duplicate", "cancelled", "exhausted"]
 
@@ -68,16 +68,17 @@ def claim(
     and a granted claim answers the row's (a message sent again without them still runs the same version)."""
     now = utcnow()
     with catalog.session() as session:
-        _insert_ignore(session, Job, _queued_row(job_id, asset_id, source_uri, now, version_id, etag))
+        insert_ignore(session, Job, _queued_row(job_id, asset_id, source_uri, now, version_id, etag))
         job = session.scalars(select(Job).where(Job.id == job_id).with_for_update(skip_locked=True)).first()
         if job is None:
             return Claim("busy", job_id, retry_in_s=5.0)  # another worker holds the row lock this very moment
-        if job.status in FINAL_STATUSES:
+        if states.is_final(job.status):
             return Claim("done", job_id)
         if job.cancel_requested:
-            job.status, job.finished_at, job.claimed_by, job.lease_expires_at = "cancelled", now, None, None
+            states.advance(job, JobStatus.CANCELLED, now=now)
+            job.claimed_by = job.lease_expires_at = None
             return Claim("cancelled", job_id)
-        if job.status == "running":
+        if job.status == JobStatus.RUNNING:
             expires = _aware(job.lease_expires_at)
             holder = job.claimed_by or ""
             if holder != worker and expires is not None and expires > now and not holder_is_dead(holder):
@@ -91,7 +92,7 @@ def claim(
             job.source_version_id, job.source_etag = version_id, etag
         twin = session.scalars(  # the same version of the same master: a newer upload is no duplicate
             select(Job.id).where(
-                Job.asset_id == asset_id, Job.source_uri == source_uri, Job.status == "running",
+                Job.asset_id == asset_id, Job.source_uri == source_uri, Job.status == JobStatus.RUNNING.value,
                 Job.lease_expires_at > now, Job.id != job_id,
                 Job.source_version_id.is_not_distinct_from(job.source_version_id),
                 Job.source_etag.is_not_distinct_from(job.source_etag),
@@ -99,8 +100,8 @@ def claim(
         ).first()
         if twin is not None:
             return Claim("duplicate", job_id, other_job_id=twin)
-        job.status, job.claimed_by = "running", worker
-        job.lease_expires_at = now + timedelta(seconds=lease_s)
+        states.advance(job, JobStatus.RUNNING, now=now)
+        job.claimed_by, job.lease_expires_at = worker, now + timedelta(seconds=lease_s)
         job.attempts += 1
         job.started_at = job.started_at or now
         job.error_code = job.error_message = None
@@ -111,19 +112,20 @@ def renew(catalog: Catalog, job_id: str, *, worker: str, lease_s: float) -> Lite
     """Extend ``worker``'s lease on a running job; say if it was lost to another worker or a cancel arrived."""
     with catalog.session() as session:
         job = session.get(Job, job_id)
-        if job is None or job.status != "running" or job.claimed_by != worker:
+        if job is None or job.status != JobStatus.RUNNING or job.claimed_by != worker:
             return "lost"
         job.lease_expires_at = utcnow() + timedelta(seconds=lease_s)
         return "cancel" if job.cancel_requested else "held"
 
 
 def release_for_retry(catalog: Catalog, job_id: str, *, worker: str, code: str, message: str) -> None:
-    """Give a job back after a transient failure, so that the retry's claim finds it free."""
+    """Give a job back after a transient failure, so that the retry's claim finds it free.
+
+    A job that another worker holds now, or that is already over, is left as it is."""
     with catalog.session() as session:
         job = session.get(Job, job_id)
-        if job is not None and job.claimed_by in (worker, None) and job.status not in {"succeeded", "cancelled"}:
-            job.status, job.claimed_by, job.lease_expires_at = "retrying", None, None
-            job.error_code, job.error_message = code, message
+        if job is not None and job.claimed_by in (worker, None) and states.may_become(job.status, JobStatus.RETRYING):
+            states.fail(job, code=code, message=message, retrying=True)
 
 
 def request_cancel(catalog: Catalog, job_id: str) -> str | None:
@@ -132,29 +134,30 @@ def request_cancel(catalog: Catalog, job_id: str) -> str | None:
         job = session.get(Job, job_id)
         if job is None:
             return None
-        if job.status not in FINAL_STATUSES:
+        if not states.is_final(job.status):
             job.cancel_requested = True
-            if job.status in {"queued", "retrying"}:
-                job.status, job.finished_at = "cancelled", utcnow()
+            if job.status in {JobStatus.QUEUED, JobStatus.RETRYING}:  # a running job stops at its next heartbeat
+                states.advance(job, JobStatus.CANCELLED)
         return job.status
 
 
 def mark_cancelled(catalog: Catalog, job_id: str) -> None:
+    """Record that a running job stopped for its cancel; a job that is already over is left as it is."""
     with catalog.session() as session:
         job = session.get(Job, job_id)
-        if job is not None and job.status not in {"succeeded", "failed"}:
-            job.status, job.finished_at, job.claimed_by, job.lease_expires_at = "cancelled", utcnow(), None, None
+        if job is not None and states.may_become(job.status, JobStatus.CANCELLED):
+            states.advance(job, JobStatus.CANCELLED)
+            job.claimed_by = job.lease_expires_at = None
             job.document = _failed_document(job, status="cancelled")
 
 
 def _give_up_lost(job: Job, now: datetime) -> None:
     """Fail a job whose runs keep ending with their worker: a poison master is not tried again."""
-    job.status, job.error_code, job.finished_at = "failed", "worker_lost", now
-    job.error_message = (
+    message = (
         f"the job was interrupted {job.lost_runs} times (its worker died or was killed while running it); "
         "it is not tried again"
     )
-    job.claimed_by = job.lease_expires_at = None
+    states.fail(job, code="worker_lost", message=message, now=now)
     job.document = _failed_document(job)
 
 
@@ -174,15 +177,19 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def fail(catalog: Catalog, job_id: str, *, code: str, message: str) -> dict[str, Any]:
-    """Mark a job failed for a reason found outside the pipeline (a time limit); return its document."""
+    """Mark a job failed for a reason found outside the pipeline (a time limit); return its document.
+
+    The same failure as the pipeline's own (``states.fail``, as ``Catalog.fail_job`` records it), with the
+    document of a job that has no results. A job that is already over keeps how it ended, and its document is
+    returned; ``{}`` for no such job."""
     with catalog.session() as session:
         job = session.get(Job, job_id)
         if job is None:
             return {}
-        job.status, job.error_code, job.error_message, job.finished_at = "failed", code, message, utcnow()
-        job.claimed_by = job.lease_expires_at = None
-        job.document = _failed_document(job)
-        return dict(job.document)
+        if states.may_become(job.status, JobStatus.FAILED):
+            states.fail(job, code=code, message=message)
+            job.document = _failed_document(job)
+        return dict(job.document or {})
 
 
 def failed_jobs(catalog: Catalog, *, limit: int = 50) -> list[Job]:
@@ -190,7 +197,7 @@ def failed_jobs(catalog: Catalog, *, limit: int = 50) -> list[Job]:
     ``time_limit``), retries run out — most recently finished first: what an operator looks at. A failed job
     is never run again by a worker; submitting its master again starts a new job."""
     with catalog.session() as session:
-        query = select(Job).where(Job.status == "failed").order_by(Job.finished_at.desc()).limit(limit)
+        query = select(Job).where(Job.status == JobStatus.FAILED.value).order_by(Job.finished_at.desc()).limit(limit)
         jobs = list(session.scalars(query))
         session.expunge_all()
         return jobs
@@ -210,7 +217,7 @@ def enqueue(
         raise ValueError("a job keeps its uploader only as a pseudonym (hmac-sha256:…)")
     with catalog.session() as session:
         row = _queued_row(job_id, asset_id, source_uri, utcnow(), version_id, etag)
-        _insert_ignore(session, Job, {**row, "uploader": uploader})
+        insert_ignore(session, Job, {**row, "uploader": uploader})
 
 
 def _queued_row(
@@ -218,7 +225,7 @@ def _queued_row(
     etag: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "id": job_id, "asset_id": asset_id, "source_uri": source_uri, "status": "queued", "percent": 0.0,
+        "id": job_id, "asset_id": asset_id, "source_uri": source_uri, "status": states.INITIAL.value, "percent": 0.0,
         "attempts": 0, "lost_runs": 0, "cancel_requested": False, "created_at": now,
         "source_version_id": version_id, "source_etag": etag,
     }
@@ -242,7 +249,7 @@ def requeue_abandoned(
     requeue: list[Requeued] = []
     with catalog.session() as session:
         abandoned = session.scalars(
-            select(Job).where(Job.status == "running", Job.lease_expires_at < now)
+            select(Job).where(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at < now)
             .with_for_update(skip_locked=True).limit(100)
         )
         for job in abandoned:
@@ -255,6 +262,6 @@ def requeue_abandoned(
             if job.lost_runs >= max_lost_runs:
                 _give_up_lost(job, now)
             else:
-                job.status = "retrying"
+                states.advance(job, JobStatus.RETRYING, now=now)
                 requeue.append(Requeued(job.id, job.asset_id, job.source_uri, job.source_version_id, job.source_etag))
     return requeue
