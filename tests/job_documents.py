@@ -115,7 +115,7 @@ def differences(before: Any, after: Any, path: str = "$") -> list[str]:
     if isinstance(before, dict):
         found = [f"{path}.{key}: missing" for key in before if key not in after]
         found += [f"{path}.{key}: new key" for key in after if key not in before]
-        if list(before) != [key for key in after if key in before]:
+        if [key for key in before if key in after] != [key for key in after if key in before]:
             found.append(f"{path}: keys reordered")
         for key in before:
             if key in after:

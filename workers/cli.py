@@ -177,7 +177,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         view.close()
         catalog.dispose()
-    _print_document(outcome.document, as_json=args.json)
+    _print_document(outcome.document.to_json(), as_json=args.json)
     return EXIT_OK if outcome.succeeded else EXIT_FAILED
 
 
@@ -266,7 +266,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     if job is None:
         print(f"mediaworker: no job or asset {args.id!r} in the catalog", file=sys.stderr)
         return EXIT_USAGE
-    document = job.document or _running_document(job)
+    document = job.document or _unfinished_document(job)
     _print_document(document, as_json=args.json)
     return EXIT_FAILED if job.status == "failed" else EXIT_OK
 
@@ -366,13 +366,12 @@ def _key_name(key: int | None, mode: int | None) -> str:
     return f"{PITCH_CLASSES[key]} {'major' if mode == 1 else 'minor' if mode == 0 else ''}".strip()
 
 
-def _running_document(job: Job) -> dict[str, Any]:
-    """What ``status`` shows for a job that has not finished: its state and progress so far."""
-    return {
-        "asset_id": job.asset_id, "job_id": job.id, "status": job.status, "stage": job.stage,
-        "percent": job.percent, "error": None, "probe": None, "hls": None,
-        "features": None, "quality": None, "fingerprint": None, "matches": [], "metadata": None,
-    }
+def _unfinished_document(job: Job) -> dict[str, Any]:
+    """What ``status`` shows for a job that has no document yet: its state and progress so far."""
+    from pipelines.document import JobDocument, Progress  # the document's types import the stages
+
+    return JobDocument(asset_id=job.asset_id, job_id=job.id, status=job.status,
+                       progress=Progress(job.stage, job.percent)).to_json()
 
 
 def _print_document(document: dict[str, Any], *, as_json: bool) -> None:
