@@ -266,7 +266,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     if job is None:
         print(f"mediaworker: no job or asset {args.id!r} in the catalog", file=sys.stderr)
         return EXIT_USAGE
-    document = job.document or _unfinished_document(job)
+    document = job.document or _running_document(job)
     _print_document(document, as_json=args.json)
     return EXIT_FAILED if job.status == "failed" else EXIT_OK
 
@@ -366,8 +366,8 @@ def _key_name(key: int | None, mode: int | None) -> str:
     return f"{PITCH_CLASSES[key]} {'major' if mode == 1 else 'minor' if mode == 0 else ''}".strip()
 
 
-def _unfinished_document(job: Job) -> dict[str, Any]:
-    """What ``status`` shows for a job that has no document yet: its state and progress so far."""
+def _running_document(job: Job) -> dict[str, Any]:
+    """What ``status`` shows for a job that has not finished: its state and progress so far."""
     from pipelines.document import JobDocument, Progress  # the document's types import the stages
 
     return JobDocument(asset_id=job.asset_id, job_id=job.id, status=job.status,

@@ -23,7 +23,7 @@ from pipelines.audio.integrity import BitDepthReport, SpectrumReport
 from pipelines.audio.loudness import LoudnessReport
 from pipelines.audio.qc import AudioQCReport
 from pipelines.audio.spectrogram import Spectrogram
-from pipelines.document import Quality
+from pipelines.document import Quality, UnmeasuredRendition
 from pipelines.media.probe import Probe, Stream
 from pipelines.report.charts import (
     RungSeries,
@@ -281,7 +281,8 @@ def _bit_depth(depth: BitDepthReport) -> str:
     return f"{depth.effective_bits} bits used{declared}"
 
 
-def _video(scored: Sequence[object], renditions: Sequence[MeasuredRendition], probe: Probe) -> str:
+def _video(scored: Sequence[RenditionQuality | UnmeasuredRendition], renditions: Sequence[MeasuredRendition],
+           probe: Probe) -> str:
     """VMAF per segment of every video rung, and the table of every rendition with its quality."""
     measured = [r for r in scored if isinstance(r, RenditionQuality)]  # the video rungs; audio has no picture
     series = [RungSeries(name=r.name, wasted=r.wasted_bits,
@@ -298,7 +299,7 @@ def _video(scored: Sequence[object], renditions: Sequence[MeasuredRendition], pr
         chart = "<p id=\"vmaf-missing\">An audio-only master: VMAF does not apply.</p>"
     by_name = {r.name: r for r in renditions}
     quality_by_name = {r.name: r for r in measured}
-    names = list(dict.fromkeys([*by_name, *(getattr(r, "name", "") for r in scored)]))
+    names = list(dict.fromkeys([*by_name, *(r.name for r in scored)]))
     has_video = bool(measured) or any(r.kind == "video" for r in renditions)
     headings = _VIDEO_COLUMNS if has_video else _AUDIO_COLUMNS
     rows = "".join(_rendition_row(name, by_name.get(name), quality_by_name.get(name), video=has_video)
