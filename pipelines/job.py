@@ -2,8 +2,9 @@
 
 This is the only module that wires stages to storage and the catalog. The stages themselves take local paths
 and frozen settings and return frozen results; this module gives them a private workspace, reports progress,
-publishes the outputs (master playlist last), and records the outcome. A rejected master fails its own job
-with an ``error.code`` and leaves nothing in the output store.
+publishes the outputs (master playlist last), and records the outcome as a typed
+:class:`~pipelines.document.JobDocument`. Whatever fails inside a stage — a rejected master, the store, a
+defect — fails its own job with an ``error.code`` and leaves nothing in the output store.
 """
 
 from __future__ import annotations
