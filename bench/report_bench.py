@@ -28,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.audio.loudness import LoudnessMeter
+from pipelines.audio.integrity import BitDepthReport, SpectrumReport
+from pipelines.audio.loudness import LoudnessMeter, LoudnessReport
+from pipelines.audio.qc import AudioQCReport
 from pipelines.audio.spectrogram import Spectrogram, SpectrogramSink
+from pipelines.document import Quality
+from pipelines.media.probe import Probe
 from pipelines.report.page import render_report
 
 RATE = 44100
@@ -67,17 +71,27 @@ def peak_memory(block: np.ndarray, seconds: float) -> int:
 def render_time(seconds: float) -> tuple[float, int]:
     rng = np.random.default_rng(2)
     count = int(seconds)
-    series = [round(float(v), 1) for v in -16.0 + 2.0 * rng.standard_normal(count)]
-    loudness = {"integrated_lufs": -16.0, "lra_lu": 6.0, "true_peak_dbtp": -1.5, "series_interval_s": 1.0,
-                "momentary_lufs": series, "short_term_lufs": series}
+    series: tuple[float | None, ...] = tuple(round(float(v), 1) for v in -16.0 + 2.0 * rng.standard_normal(count))
+    loudness = LoudnessReport(duration_s=seconds, integrated_lufs=-16.0, loudness_range_lu=6.0, true_peak_dbtp=-1.5,
+                              sample_peak_dbfs=-1.6, true_peak_per_channel_dbtp=(-1.5, -1.7), max_momentary_lufs=-9.0,
+                              max_short_term_lufs=-11.0, series_interval_s=1.0, momentary_lufs=series,
+                              short_term_lufs=series)
     columns = 512 if seconds > 60 else max(2, count)
     levels = (-70.0 + 12.0 * rng.standard_normal((513, columns))).astype(np.float32)
     spectrogram = Spectrogram(rate=RATE, bin_hz=RATE / 1024, column_s=seconds / columns, levels_db=levels)
-    quality = {"score": 90, "loudness": loudness,
-               "audio_qc": {"spectrum": {"cutoff_hz": 16000, "nyquist_hz": 22050, "verdict": "suspected_lossy"}}}
+    spectrum = SpectrumReport(cutoff_hz=16000.0, cliff_db=40.0, nyquist_hz=22050.0, verdict="suspected_lossy",
+                              note="a cliff at 16.0 kHz")
+    qc = AudioQCReport(duration_s=seconds, channels=2, rms_dbfs=-20.0, clipped_samples=0, clip_events=0,
+                       clip_times_s=(), dc_offset=(0.0, 0.0), head_silence_s=0.0, tail_silence_s=0.0,
+                       internal_silences=(), internal_silence_count=0, digital_silence_s=0.0, noise_floor_dbfs=-70.0,
+                       correlation=0.5, anti_phase_fraction=0.0, mono_downmix_loss_db=-1.0, balance_db=0.0,
+                       phase="stereo", spectrum=spectrum,
+                       bit_depth=BitDepthReport(declared_bits=None, effective_bits=None, verdict="not_integer_pcm",
+                                                note="a lossy source"))
+    probe = Probe(kind="audio", duration_s=seconds, container="flac", size_bytes=0, bit_rate=None, streams=())
     started = time.process_time()
-    page = render_report(asset_id="bench", job_id="bench", probe={"kind": "audio", "duration_s": seconds},
-                         quality=quality, renditions=[], spectrogram=spectrogram)
+    page = render_report(asset_id="bench", job_id="bench", probe=probe, quality=Quality(loudness=loudness, audio_qc=qc),
+                         renditions=[], spectrogram=spectrogram)
     return time.process_time() - started, len(page.encode("utf-8"))
 
 

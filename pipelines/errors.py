@@ -1,15 +1,43 @@
-"""The project's error tree, one branch per boundary.
+"""The project's error tree, one branch per boundary, and the codes a failed job is recorded with.
 
 ``MediaError`` is bad input: it is never retried and is recorded on the job with a code a content team can
 act on. ``StorageError`` and ``CatalogError`` are transient: the distributed mode retries them with backoff.
 ``FFmpegError`` is what the subprocess runner raises; the job translates it into a ``MediaError`` when the
 master is to blame (a decode failure) and lets it through when the worker is (a missing binary).
+``PackagingError`` is the encoder's output found unfit to publish. Anything else raised inside a stage is a
+defect of this project: the job records it as ``internal_error`` (see :func:`pipelines.job.run_job`).
+
+:data:`ErrorCode` lists every code a job or a clip can fail with; the README's table of codes says what each
+means and whether it is retried (:data:`RETRIED_CODES`), and a test keeps the two in step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 import shlex
+from typing import Literal, get_args
+
+ErrorCode = Literal[
+    # The master (or a clip) is rejected: MediaError, never retried.
+    "empty_file", "not_media", "no_media_streams", "no_duration", "no_resolution", "no_audio", "no_video",
+    "duration_too_long", "resolution_too_large", "too_many_streams", "tags_too_large", "clip_too_long",
+    "truncated_master", "decode_failed", "transcode_timeout", "probe_timeout", "decode_timeout",
+    "quality_failed", "quality_timeout", "resource_limit",
+    "source_not_found", "invalid_source", "source_replaced",
+    # The job's own work went wrong: not retried, a rerun would do the same.
+    "packaging_failed", "internal_error",
+    # Outside the master: the store, the worker's programs, the catalog. Retried.
+    "storage_error", "worker_error", "catalog_error",
+    # Found by the worker around the job.
+    "invalid_asset_id", "time_limit", "worker_lost",
+]
+"""Every ``error.code`` of a job document (and of ``match_clip``'s error), as the README's table lists them."""
+
+ERROR_CODES: frozenset[ErrorCode] = frozenset(get_args(ErrorCode))
+
+RETRIED_CODES: frozenset[ErrorCode] = frozenset({"storage_error", "worker_error", "catalog_error"})
+"""The codes of a failure a retry may cure: the distributed mode runs such a job again, with backoff, and the job
+is ``retrying`` meanwhile. Every other code is final: the same master through the same code fails the same way."""
 
 
 class MediaWorkerError(Exception):
@@ -27,7 +55,7 @@ class MediaError(MediaWorkerError):
     and ``message`` a sentence for the person who uploaded the master.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -43,6 +71,13 @@ class StorageError(MediaWorkerError):
 
 class CatalogError(MediaWorkerError):
     """The catalog database failed (transient)."""
+
+
+class PackagingError(MediaWorkerError):
+    """What the encoder wrote cannot be published as it is: a playlist or an MP4 box that this project's
+    encoder should never have written (``packaging_failed``, not retried: a rerun writes the same output)."""
+
+    code: ErrorCode = "packaging_failed"
 
 
 class FFmpegError(MediaWorkerError):
@@ -90,7 +125,7 @@ _KILLED_BY_SIGNAL = (-6, -9, -11)  # SIGABRT, SIGKILL, SIGSEGV: how allocators a
 
 
 def blame_master(
-    exc: FFmpegError, *, doing: str, timeout_code: str, failed_code: str, memory_mb: int
+    exc: FFmpegError, *, doing: str, timeout_code: ErrorCode, failed_code: ErrorCode, memory_mb: int
 ) -> MediaError | FFmpegError:
     """What an ffmpeg run over a master that the probe accepted means for its job.
 

@@ -2,22 +2,22 @@
 
 This is the only module that wires stages to storage and the catalog. The stages themselves take local paths
 and frozen settings and return frozen results; this module gives them a private workspace, reports progress,
-publishes the outputs (master playlist last), and records the outcome. A rejected master fails its own job
-with an ``error.code`` and leaves nothing in the output store.
+publishes the outputs (master playlist last), and records the outcome as a typed
+:class:`~pipelines.document.JobDocument`. Whatever fails inside a stage — a rejected master, the store, a
+defect — fails its own job with an ``error.code`` and leaves nothing in the output store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import logging
 import os
 from pathlib import Path
 import shutil
 import tempfile
 import time
-from typing import Any
 
 from pipelines.audio.delivery import DeliveryReport, delivery_report
 from pipelines.audio.features import AudioFeatures, FeatureSink
@@ -27,7 +27,29 @@ from pipelines.audio.spectrogram import Spectrogram, SpectrogramSink
 from pipelines.catalog import Catalog, validate_asset_id
 from pipelines.clip_job import load_index
 from pipelines.config import Settings
-from pipelines.errors import CatalogError, FFmpegError, MediaError, StorageError, blame_master
+from pipelines.document import (
+    Hls,
+    JobDocument,
+    JobError,
+    PublishedMetadata,
+    PublishedRendition,
+    PublishedVideo,
+    Quality,
+    UnmeasuredRendition,
+    asset_record,
+    fingerprint_record,
+    match_records,
+    rendition_records,
+)
+from pipelines.errors import (
+    RETRIED_CODES,
+    CatalogError,
+    FFmpegError,
+    MediaError,
+    PackagingError,
+    StorageError,
+    blame_master,
+)
 from pipelines.match.fingerprint import Fingerprint, FingerprintSink
 from pipelines.match.index import ClipIndex, Match, merge
 from pipelines.media.cover_art import CoverResult, extract_cover_art
@@ -42,17 +64,12 @@ from pipelines.video.ladder import LadderPolicy, select_ladder
 from pipelines.video.package import (
     MASTER_NAME,
     MeasuredRendition,
+    Variant,
     build_master_playlist,
     measure_rendition,
     publication_order,
 )
-from pipelines.video.quality import (
-    RenditionQuality,
-    distorted_rung,
-    measure_video_quality,
-    quality_error,
-    unmeasured_document,
-)
+from pipelines.video.quality import RenditionQuality, distorted_rung, measure_video_quality, quality_error
 from pipelines.video.thumbnails import POSTER_NAME, SPRITE_NAME, VTT_NAME
 from pipelines.video.transcode import transcode
 
@@ -78,16 +95,20 @@ ProgressSink = Callable[[str, float], None]
 """Receives ``(stage, overall percent 0..100)`` as the job advances."""
 
 
-@dataclass
+Interrupts = tuple[type[BaseException], ...]
+"""Exceptions that stop a job from outside (a cancel, a time limit): they pass through the job untouched."""
+
+
+@dataclass(frozen=True)
 class JobOutcome:
     job_id: str
-    document: dict[str, Any]
+    document: JobDocument
     transient: bool = False
     """True when the job failed for a reason outside the master (storage, catalog): a retry may succeed."""
 
     @property
     def succeeded(self) -> bool:
-        return bool(self.document["status"] == "succeeded")
+        return self.document.succeeded
 
 
 @dataclass
@@ -98,11 +119,14 @@ class _Tracker:
     job_id: str
     sink: ProgressSink | None
     timings: dict[str, float] = field(default_factory=dict)
+    current: str = "fetch"
+    """The stage the job last entered: where a failure happened."""
     _last_write: float = 0.0
 
     @contextmanager
     def stage(self, name: str) -> Iterator[Callable[[float], None]]:
         started = time.monotonic()
+        self.current = name
         self.report(name, 0.0, force=True)
         yield lambda fraction: self.report(name, fraction)
         self.timings[name] = round(time.monotonic() - started, 3)
@@ -131,18 +155,29 @@ def run_job(
     will_retry: bool = False,
     source_version: SourceVersion | None = None,
     match_index: Callable[[], ClipIndex] | None = None,
+    interrupts: Interrupts = (),
 ) -> JobOutcome:
     """Run the whole job for ``source`` (a local path or ``s3://bucket/key``) and record it in ``catalog``.
 
     ``job_id`` names a job row the caller has already claimed (a Celery worker); without it the job row is
-    created here. With ``will_retry``, a failure that a retry may cure (storage, worker) leaves the job
-    ``retrying`` rather than ``failed``: the caller is about to run it again. Returns the job document whether
-    the job succeeded or failed. ``source_version`` is the version of an ``s3://`` master that its upload
-    notification announced: that version is processed, or the job fails ``source_replaced``. ``match_index`` gives
-the catalog's match index, current, for the search of the catalog for this master (a worker keeps one, see
-``clip_match.CatalogIndex``); without it the index is loaded from the catalog for this job. Raises only
-    ``CatalogError`` when the catalog cannot record the job at all, ``ValueError`` for an invalid ``asset_id``,
-    and whatever interrupts the job from outside (a cancel, a time limit) after killing its subprocesses.
+    created here. With ``will_retry``, a failure that a retry may cure (a code of ``RETRIED_CODES``: storage,
+    worker) leaves the job ``retrying`` rather than ``failed``: the caller is about to run it again. Returns the
+    job document whether the job succeeded or failed. ``source_version`` is the version of an ``s3://`` master
+    that its upload notification announced: that version is processed, or the job fails ``source_replaced``.
+    ``match_index`` gives the catalog's match index, current, for the search of the catalog for this master (a
+    worker keeps one, see ``clip_job.CatalogIndex``); without it the index is loaded from the catalog for this job.
+
+    Every failure inside a stage ends the job ``failed`` (or ``retrying``) with a code, and removes whatever it
+    had published: a rejected master (``MediaError``), the store (``StorageError``), a program that could not
+    run (``FFmpegError``), output that cannot be packaged (``PackagingError``), and anything else, which is a
+    defect of this project: ``internal_error``, logged with its traceback, never retried (the same master
+    through the same code fails the same way; the message names the stage and the exception's type only, so
+    that nothing the exception carried — a path, a URL with a credential — reaches the catalog).
+
+    Raises only ``CatalogError`` when the catalog cannot record the job at all, ``ValueError`` for an invalid
+    ``asset_id``, and what interrupts the job from outside — ``interrupts`` (the worker's cancel and Celery's
+    soft time limit, which are ``Exception`` s) and any other ``BaseException`` (``KeyboardInterrupt``) — after
+    killing its subprocesses and removing what it had published.
     """
     if asset_id is not None:
         validate_asset_id(asset_id)
@@ -156,9 +191,12 @@ the catalog's match index, current, for the search of the catalog for this maste
             on_progress("fetch", 0.0)
         try:
             digest = fetch_source(source, master, storage, version=source_version)
-        except (MediaError, StorageError) as exc:
+        except interrupts:
+            raise
+        except Exception as exc:
             job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
-            return _fail(catalog, job_id, asset_id or "unknown", exc, None, will_retry=will_retry)
+            error = _job_error(exc, stage="fetch", job_id=job_id)
+            return _fail(catalog, job_id, asset_id or "unknown", error, None, will_retry=will_retry)
         asset_id = asset_id or f"sha256-{digest[:16]}"
         if job_id is None:
             job_id = catalog.create_job(asset_id=asset_id, source_uri=source)
@@ -166,30 +204,30 @@ the catalog's match index, current, for the search of the catalog for this maste
         tracker = _Tracker(catalog, job_id, on_progress)
         tracker.timings["fetch"] = round(time.monotonic() - fetch_started, 3)
         run = _JobRun(settings, storage, catalog, tracker, workspace, asset_id, job_id, digest,
-                      policy or LadderPolicy(), match_index)
+                      policy or LadderPolicy(), match_index, interrupts)
         try:
             document = run.process(master)
-        except (MediaError, StorageError, FFmpegError) as exc:
-            return _fail(catalog, job_id, asset_id, exc, run.probe, will_retry=will_retry)
-        assert run.probe is not None
-        with tracker.stage("catalog"):
-            replaced = _published_prefix(catalog, asset_id)
-            fingerprint = run.fingerprint
-            catalog.complete_job(
-                job_id,
-                asset=_asset_row(source, digest, run.probe, document),
-                renditions=_rendition_rows(document),
-                document=document,
-                fingerprint=None if fingerprint is None else (
-                    fingerprint.items.astype("<u4").tobytes(), fingerprint.duration_s, len(fingerprint.items)
-                ),
-                landmarks=None if fingerprint is None or fingerprint.landmarks is None
-                else fingerprint.landmarks.to_bytes(),
-                matches=[_match_row(m) for m in document["matches"]],
-            )
-        if replaced not in (None, document["hls"]["prefix"]):
+            with tracker.stage("catalog"):
+                replaced = _published_prefix(catalog, asset_id)
+                catalog.complete_job(
+                    job_id,
+                    asset=asset_record(document, source_uri=source, content_sha256=digest),
+                    renditions=rendition_records(document),
+                    document=document,
+                    fingerprint=fingerprint_record(document),
+                    matches=match_records(document),
+                )
+        except BaseException as exc:
+            run.withdraw()  # nothing in the catalog points at what this job published
+            if isinstance(exc, (CatalogError, *interrupts)) or not isinstance(exc, Exception):
+                raise
+            return _fail(catalog, job_id, asset_id, _job_error(exc, stage=tracker.current, job_id=job_id),
+                         run.probe, will_retry=will_retry)
+        assert document.hls is not None
+        if replaced not in (None, document.hls.prefix):
             run.discard(replaced)  # the catalog now points at the new ladder; the old one is garbage
-        return JobOutcome(job_id, document)
+        # The catalog stored the document before the catalog stage ended; the caller's copy has its time too.
+        return JobOutcome(job_id, replace(document, timings_s=dict(tracker.timings)))
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
 
@@ -204,26 +242,9 @@ class _Analysis:
     delivery: DeliveryReport
     spectrogram: Spectrogram | None = None
 
-    def quality_document(self) -> dict[str, Any]:
-        """``quality`` of the job document: the interface's loudness triple, then the full reports."""
-        delivery = self.delivery.to_document()
-        return {
-            "loudness": {
-                "integrated_lufs": _rounded(self.loudness.integrated_lufs),
-                "true_peak_dbtp": _rounded(self.loudness.true_peak_dbtp),
-                "lra_lu": _rounded(self.loudness.loudness_range_lu),
-                **{k: v for k, v in self.loudness.to_document().items()
-                   if k not in {"integrated_lufs", "true_peak_dbtp", "loudness_range_lu"}},
-            },
-            "audio_qc": self.qc.to_document(),
-            "delivery": delivery,
-            "score": delivery.get("score"),
-            "renditions": [],
-        }
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
+    def quality(self, renditions: tuple[RenditionQuality | UnmeasuredRendition, ...]) -> Quality:
+        """``quality`` of the job document for these rendition measurements (no report yet)."""
+        return Quality(loudness=self.loudness, audio_qc=self.qc, delivery=self.delivery, renditions=renditions)
 
 
 @dataclass
@@ -241,10 +262,15 @@ class _JobRun:
     policy: LadderPolicy
     match_index: Callable[[], ClipIndex] | None = None
     """The catalog's index as the caller keeps it (a worker's ``CatalogIndex``); otherwise loaded for the job."""
+    interrupts: Interrupts = ()
     probe: Probe | None = None
     fingerprint: Fingerprint | None = None
+    published: str | None = None
+    """The prefix this job published its outputs under, once they are all there."""
 
-    def process(self, master: Path) -> dict[str, Any]:
+    def process(self, master: Path) -> JobDocument:
+        """Every stage from the probe to the search of the catalog; the document of the succeeded job. Raises
+        whatever a stage raises, having removed anything it was publishing."""
         settings, tracker = self.settings, self.tracker
         with tracker.stage("probe"):
             self.probe = probe = probe_file(master, ffprobe=settings.ffprobe, limits=settings.limits)
@@ -276,8 +302,10 @@ class _JobRun:
 
         scored = self._measure_quality(master, probe, ladder.frame_rate, out_dir, measured)
         # after every stage that fills ``quality``: the report draws it
-        quality = analysis.quality_document() if analysis is not None else None
-        quality = _with_rendition_quality(quality, measured, scored)
+        by_name = {rung.name: rung for rung in scored}
+        ordered = sorted(measured, key=lambda m: (m.kind != "video", -m.peak_bps))  # as in ``hls.renditions``
+        rendition_quality = tuple(by_name.get(m.name) or UnmeasuredRendition(m.name, m.kind) for m in ordered)
+        quality = analysis.quality(rendition_quality) if analysis is not None else Quality(renditions=rendition_quality)
         report_error = self._write_report(out_dir, probe, quality, measured, analysis)
 
         # Keyed by content, ladder and job: a rerun never overwrites a ladder that players may be streaming,
@@ -298,41 +326,45 @@ class _JobRun:
             return self.storage.uri(ObjectRef(settings.output_bucket, f"{prefix}/{key}"))
 
         audio = max((m for m in measured if m.kind == "audio"), key=lambda m: m.peak_bps, default=None)
-        renditions = [
-            m.to_document(uri(f"{m.directory.as_posix()}/index.m3u8"), audio=audio if m.kind == "video" else None)
-            for m in sorted(measured, key=lambda m: (m.kind != "video", -m.peak_bps))
-        ]
-        document = _document(
-            self.asset_id, self.job_id, "succeeded", None, probe,
-            hls={"master": uri(MASTER_NAME), "prefix": prefix, "renditions": renditions},
-            timings=tracker.timings,
+        renditions = tuple(
+            PublishedRendition(variant=Variant(m, audio if m.kind == "video" else None),
+                               playlist=uri(f"{m.directory.as_posix()}/index.m3u8"))
+            for m in ordered
         )
-        document["fingerprint"] = self.fingerprint.to_document() if self.fingerprint is not None else None
-        document["matches"] = [m.to_document() for m in matches]
-        document["metadata"] = _metadata_document(_metadata(probe), cover, uri)
-        document["video"] = video.to_document(uri) if video is not None else None
-        if analysis is not None:
-            document["features"] = analysis.features.to_document()
-        document["quality"] = _with_report(quality, report_error, uri)
-        return document
+        art = cover.cover
+        return JobDocument(
+            asset_id=self.asset_id, job_id=self.job_id, status="succeeded", probe=probe,
+            hls=Hls(master=uri(MASTER_NAME), prefix=prefix, renditions=renditions),
+            features=analysis.features if analysis is not None else None,
+            quality=replace(quality, report=None if report_error is not None else uri(REPORT_NAME),
+                            report_error=report_error),
+            fingerprint=self.fingerprint,
+            matches=tuple(matches),
+            metadata=PublishedMetadata(tags=_metadata(probe), cover=cover,
+                                       cover_uri=uri(art.name) if art is not None else None),
+            video=None if video is None else PublishedVideo(
+                analysis=video, uris={name: uri(name) for name in (POSTER_NAME, SPRITE_NAME, VTT_NAME)}),
+            timings_s=dict(tracker.timings),
+        )
 
-    def _write_report(self, out_dir: Path, probe: Probe, quality: dict[str, Any] | None,
-                      measured: list[MeasuredRendition], analysis: _Analysis | None) -> str | None:
+    def _write_report(self, out_dir: Path, probe: Probe, quality: Quality, measured: list[MeasuredRendition],
+                      analysis: _Analysis | None) -> str | None:
         """Write the quality report page into ``out_dir``; return ``None``, or why it could not be made.
 
         The report is a view of measurements the job already has, so failing to draw it must not throw away a
         good ladder: the error is logged with its traceback and recorded in the job document
-        (``quality.report`` null, ``quality.report_error``), never silent and never fatal. A cancel or a time
-        limit is not an ``Exception`` and still interrupts the job.
+        (``quality.report`` null, ``quality.report_error``), never silent and never fatal. What interrupts the
+        job from outside (``interrupts``: a cancel, a time limit) still interrupts it.
         """
         with self.tracker.stage("report"):
             try:
                 page = render_report(
-                    asset_id=self.asset_id, job_id=self.job_id, probe=probe.to_document(), quality=quality,
-                    renditions=[m.to_document("") for m in measured],
+                    asset_id=self.asset_id, job_id=self.job_id, probe=probe, quality=quality, renditions=measured,
                     spectrogram=analysis.spectrogram if analysis is not None else None,
                 )
                 (out_dir / REPORT_NAME).write_text(page, encoding="utf-8")
+            except self.interrupts:
+                raise
             except Exception as exc:  # any failure of the view: see the docstring
                 log.exception("job %s: the quality report could not be made", self.job_id)
                 return f"{type(exc).__name__}: {exc}"[:500]
@@ -402,6 +434,13 @@ class _JobRun:
         except BaseException:  # a storage failure, a cancel, a time limit: none may leave a half-published ladder
             self.discard(prefix)
             raise
+        self.published = prefix
+
+    def withdraw(self) -> None:
+        """Remove what this job published, if it got that far: a later stage failed or was interrupted."""
+        if self.published is not None:
+            self.discard(self.published)
+            self.published = None
 
     def discard(self, prefix: str) -> None:
         """Delete a ladder from the output store; a failure is logged, since no catalog entry points at it."""
@@ -409,14 +448,6 @@ class _JobRun:
             self.storage.delete_prefix(self.settings.output_bucket, prefix)
         except StorageError as exc:
             log.warning("could not remove output %s: %s", prefix, exc)
-
-
-def _with_report(quality: dict[str, Any], error: str | None, uri: Callable[[str], str]) -> dict[str, Any]:
-    """``quality`` of the job document with the report's URI; ``null`` and ``report_error`` when it failed."""
-    document = {**quality, "report": None if error is not None else uri(REPORT_NAME)}
-    if error is not None:
-        document["report_error"] = error
-    return document
 
 
 def _check_complete(probe: Probe, measured: list[MeasuredRendition]) -> None:
@@ -456,62 +487,33 @@ def _published_prefix(catalog: Catalog, asset_id: str) -> str | None:
     return hls.get("prefix") if isinstance(hls, dict) else None
 
 
-def _fail(
-    catalog: Catalog, job_id: str, asset_id: str, exc: Exception, probe: Probe | None, *, will_retry: bool
-) -> JobOutcome:
+def _job_error(exc: Exception, *, stage: str, job_id: str) -> JobError:
+    """What a failure inside ``stage`` means for its job: the code and message of the error tree's branch, or
+    ``internal_error`` for anything else (logged here with its traceback; see :func:`run_job`)."""
     if isinstance(exc, MediaError):
-        code, message, transient = exc.code, exc.message, False
-    elif isinstance(exc, StorageError):
-        code, message, transient = ("source_not_found" if exc.missing else "storage_error"), str(exc), not exc.missing
-    else:
-        code, message, transient = "worker_error", str(exc).splitlines()[0], True
-    log.warning("job %s for asset %s failed: %s: %s", job_id, asset_id, code, message)
+        return JobError(exc.code, exc.message)
+    if isinstance(exc, StorageError):
+        return JobError("source_not_found" if exc.missing else "storage_error", str(exc))
+    if isinstance(exc, PackagingError):
+        log.warning("job %s: the %s stage could not package the encoder's output", job_id, stage, exc_info=exc)
+        return JobError(exc.code, f"the encoder's output could not be packaged: {str(exc)[:300]}")
+    if isinstance(exc, FFmpegError):  # a program that could not run at all: the worker is broken, not the master
+        return JobError("worker_error", str(exc).splitlines()[0])
+    log.error("job %s: internal error in the %s stage", job_id, stage, exc_info=exc)
+    return JobError("internal_error", f"internal error in the {stage} stage ({type(exc).__name__}); "
+                                      "the worker's log has the details")
+
+
+def _fail(
+    catalog: Catalog, job_id: str, asset_id: str, error: JobError, probe: Probe | None, *, will_retry: bool
+) -> JobOutcome:
+    transient = error.code in RETRIED_CODES
+    log.warning("job %s for asset %s failed: %s: %s", job_id, asset_id, error.code, error.message)
     retrying = transient and will_retry
-    document = _document(asset_id, job_id, "retrying" if retrying else "failed", {"code": code, "message": message},
-                         probe)
-    catalog.fail_job(job_id, code=code, message=message, document=document, retrying=retrying)
+    document = JobDocument(asset_id=asset_id, job_id=job_id, status="retrying" if retrying else "failed",
+                           error=error, probe=probe)
+    catalog.fail_job(job_id, code=error.code, message=error.message, document=document, retrying=retrying)
     return JobOutcome(job_id, document, transient=transient)
-
-
-def _document(
-    asset_id: str,
-    job_id: str,
-    status: str,
-    error: dict[str, str] | None,
-    probe: Probe | None,
-    *,
-    hls: dict[str, Any] | None = None,
-    timings: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """The job document of ``../shared/INTERFACE.md``. Stages that have not run yet are ``null``."""
-    return {
-        "asset_id": asset_id,
-        "job_id": job_id,
-        "status": status,
-        "error": error,
-        "probe": probe.to_document() if probe is not None else None,
-        "hls": hls,
-        "features": None,
-        "quality": None,
-        "fingerprint": None,
-        "matches": [],
-        "metadata": None,
-        "video": None,
-        "timings_s": timings or {},
-    }
-
-
-def _asset_row(source: str, digest: str, probe: Probe, document: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "source_uri": source,
-        "content_sha256": digest,
-        "kind": probe.kind,
-        "duration_s": probe.duration_s,
-        "container": probe.container[:64],
-        "hls_master": document["hls"]["master"],
-        "probe": document["probe"],
-        **_queryable_fields(document),
-    }
 
 
 def _metadata(probe: Probe) -> Metadata:
@@ -531,75 +533,6 @@ def _cover_files(cover: CoverResult) -> list[tuple[Path, str, str]]:
     """The cover image to publish beside the ladder, if the master has one that passed its checks."""
     art = cover.cover
     return [] if art is None else [(art.path, art.name, art.content_type)]
-
-
-def _metadata_document(metadata: Metadata, cover: CoverResult, uri: Callable[[str], str]) -> dict[str, Any]:
-    """``metadata`` of the job document: the normalised tags, chapters, and the published cover's URI."""
-    art = cover.cover
-    document = metadata.to_document(cover_art=uri(art.name) if art is not None else None)
-    document["cover_art_image"] = None if art is None else {
-        "content_type": art.content_type, "width": art.width, "height": art.height, "bytes": art.size_bytes}
-    if cover.reason is not None:
-        document["invalid"]["cover_art"] = cover.reason
-    return document
-
-
-def _queryable_fields(document: dict[str, Any]) -> dict[str, Any]:
-    """The asset columns copied from the job document so that the catalog can be queried by them."""
-    metadata = document.get("metadata") or {}
-    features = document.get("features") or {}
-    quality = document.get("quality") or {}
-    return {
-        "title": metadata.get("title"),
-        "artist": metadata.get("artist"),
-        "album": metadata.get("album"),
-        "isrc": metadata.get("isrc"),
-        "language": metadata.get("language"),
-        "release_date": metadata.get("release_date"),
-        "tempo": features.get("tempo"),
-        "key": features.get("key"),
-        "mode": features.get("mode"),
-        "content_class": features.get("content_class"),
-        "loudness_lufs": features.get("loudness"),
-        "quality_score": quality.get("score"),
-    }
-
-
-def _match_row(match: dict[str, Any]) -> dict[str, Any]:
-    return {"matched_asset_id": match["asset_id"], "score": match["score"], "query_offset_s": match["query_offset_s"],
-            "asset_offset_s": match["asset_offset_s"], "matched_s": match["matched_s"]}
-
-
-def _with_rendition_quality(quality: dict[str, Any] | None, measured: list[MeasuredRendition],
-                            scored: list[RenditionQuality]) -> dict[str, Any]:
-    """``quality`` with ``renditions`` filled, one entry per rendition in the order of ``hls.renditions`` (audio
-    ones unmeasured); a master without audio gets a ``quality`` whose audio parts are ``null``."""
-    by_name = {rung.name: rung.to_document() for rung in scored}
-    quality = dict(quality) if quality is not None else {
-        "loudness": None, "audio_qc": None, "delivery": None, "score": None,
-    }
-    quality["renditions"] = [by_name.get(m.name) or unmeasured_document(m.name, m.kind)
-                             for m in sorted(measured, key=lambda m: (m.kind != "video", -m.peak_bps))]
-    return quality
-
-
-def _rendition_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    scored = {entry["name"]: entry for entry in ((document.get("quality") or {}).get("renditions") or [])}
-    for entry in document["hls"]["renditions"]:
-        width, height = (int(v) for v in entry["resolution"].split("x")) if entry["resolution"] else (None, None)
-        quality = scored.get(entry["name"], {})
-        rows.append({
-            "name": entry["name"], "kind": entry["kind"], "codecs": entry["codecs"],
-            "bandwidth": entry["bandwidth"], "average_bandwidth": entry["average_bandwidth"],
-            "width": width, "height": height, "frame_rate": entry["frame_rate"], "channels": entry["channels"],
-            "duration_s": entry["duration_s"], "segments": entry["segments"], "bytes": entry["bytes"],
-            "playlist_uri": entry["playlist"],
-            "vmaf": quality.get("vmaf"), "vmaf_phone": quality.get("vmaf_phone"), "psnr": quality.get("psnr"),
-            "ssim": quality.get("ssim"), "quality_score": quality.get("score"),
-            "wasted_bits": quality.get("wasted_bits") if entry["kind"] == "video" else None,
-        })
-    return rows
 
 
 __all__ = ["CatalogError", "JobOutcome", "ProgressSink", "STAGES", "run_job"]

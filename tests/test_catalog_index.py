@@ -12,8 +12,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipelines.catalog import Catalog
+from pipelines.catalog import AssetRecord, Catalog, FingerprintRecord
 from pipelines.clip_job import CatalogIndex, load_index
+from pipelines.document import JobDocument
 from pipelines.match.fingerprint import Items, fingerprint_samples
 from pipelines.match.index import Match
 from pipelines.match.search import MATCH_RATE, find_clip
@@ -41,10 +42,12 @@ def _clip(audio: dict[str, np.ndarray], name: str) -> np.ndarray:
 def _record(catalog: Catalog, asset_id: str, items: Items) -> None:
     job_id = catalog.create_job(asset_id=asset_id, source_uri=f"s3://masters/{asset_id}.ogg")
     catalog.start_job(job_id)
-    asset = {"source_uri": f"s3://masters/{asset_id}.ogg", "content_sha256": "0" * 64, "kind": "audio",
-             "duration_s": 30.0, "container": "ogg", "hls_master": f"{asset_id}/master.m3u8", "probe": {}}
-    catalog.complete_job(job_id, asset=asset, renditions=[], document={"status": "succeeded"},
-                         fingerprint=(items.astype("<u4").tobytes(), 30.0, len(items)))
+    asset = AssetRecord(source_uri=f"s3://masters/{asset_id}.ogg", content_sha256="0" * 64, kind="audio",
+                        duration_s=30.0, container="ogg", hls_master=f"{asset_id}/master.m3u8", probe={})
+    catalog.complete_job(job_id, asset=asset, renditions=[],
+                         document=JobDocument(asset_id=asset_id, job_id=job_id, status="succeeded"),
+                         fingerprint=FingerprintRecord(items=items.astype("<u4").tobytes(), duration_s=30.0,
+                                                       item_count=len(items)))
 
 
 def _found(matches: list[Match]) -> list[tuple[str, float]]:

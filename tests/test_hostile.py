@@ -196,7 +196,7 @@ def test_hostile_master(name: str, worker: Worker) -> None:
 
     outcome = worker.run(source, asset_id)
 
-    document = outcome.document
+    document = outcome.document.to_json()  # what the uploader sees
     error = document["error"]
     if case.code is None:
         assert document["status"] == "succeeded", error
@@ -223,8 +223,9 @@ def test_hostile_tags_come_out_as_bounded_text(worker: Worker) -> None:
     folder = worker.corpus / "tags-again"
     folder.mkdir()
     outcome = worker.run(str(hostile.flac_with_hostile_tags(folder / "tags.flac")), "tags-again")
-    tags: dict[str, Any] = outcome.document["probe"]["tags"]
-    assert tags, outcome.document["probe"]
+    probe = outcome.document.to_json()["probe"]
+    tags: dict[str, Any] = probe["tags"]
+    assert tags, probe
     for key, value in tags.items():
         assert isinstance(value, str) and len(value) <= 100_000 and "\x00" not in key + value, (key, value[:80])
     assert len(json.dumps(tags)) < 200_000  # the megabyte comment did not travel whole into the catalog
@@ -237,7 +238,7 @@ def test_after_the_corpus_the_same_process_still_succeeds_and_the_canary_never_l
     folder = worker.corpus / "after"
     folder.mkdir()
     outcome = worker.run(str(_tone(folder)), "good-after-corpus")
-    assert outcome.succeeded, outcome.document["error"]
+    assert outcome.succeeded, outcome.document.error
     home = worker.settings.home
     leaked = [p for p in [*files_under(home), worker.log] if _contains_secret(p)]
     assert leaked == []
@@ -289,7 +290,8 @@ def test_a_master_deleted_between_its_notification_and_the_download(s3_worker: S
     master = s3_worker.announce(key)
     s3_worker.client.remove_object("masters", key)
     outcome = s3_worker.run(master)
-    assert outcome.document["error"]["code"] == "source_not_found" and not outcome.transient
+    assert outcome.document.error is not None and outcome.document.error.code == "source_not_found"
+    assert not outcome.transient
     assert _published(s3_worker, master.asset_id) == []
 
 
@@ -307,15 +309,15 @@ def test_a_master_replaced_between_its_notification_and_the_download(s3_worker: 
     assert announced_first.job_id != announced_second.job_id  # two uploads, two jobs
 
     stale = s3_worker.run(announced_first)
-    assert stale.document["status"] == "failed" and not stale.transient
-    assert stale.document["error"]["code"] == "source_replaced", stale.document["error"]
+    assert stale.document.status == "failed" and not stale.transient
+    assert stale.document.error is not None and stale.document.error.code == "source_replaced", stale.document.error
     assert _published(s3_worker, announced_first.asset_id) == []
 
     current = s3_worker.run(announced_second)
-    assert current.succeeded, current.document["error"]
+    assert current.succeeded, current.document.error
     asset = s3_worker.catalog.get_asset(announced_second.asset_id)
     assert asset is not None and asset.content_sha256 == hashlib.sha256(second.read_bytes()).hexdigest()
-    assert current.document["probe"]["duration_s"] == pytest.approx(3.0, abs=0.1)
+    assert current.document.probe is not None and current.document.probe.duration_s == pytest.approx(3.0, abs=0.1)
 
 
 # --- the parsers behind two of the cases ---------------------------------------------------------------------

@@ -10,8 +10,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pipelines.catalog import Catalog
+from pipelines.catalog import AssetRecord, Catalog, FingerprintRecord
 from pipelines.clip_job import load_index
+from pipelines.document import JobDocument
 from pipelines.match.fingerprint import FingerprintSink, fingerprint_samples
 from pipelines.match.index import FingerprintIndex
 from pipelines.match.landmarks import FRAME_S, Landmarks, LandmarkSink, catalog_landmarks, clip_landmarks
@@ -119,11 +120,12 @@ def test_the_catalog_keeps_each_assets_landmarks_for_the_index(catalog: Catalog)
         items, landmarks = _as_job_does(master)
         job_id = catalog.create_job(asset_id=asset_id, source_uri=f"s3://masters/{asset_id}.ogg")
         catalog.start_job(job_id)
-        asset = {"source_uri": f"s3://masters/{asset_id}.ogg", "content_sha256": "0" * 64, "kind": "audio",
-                 "duration_s": 30.0, "container": "ogg", "hls_master": f"{asset_id}/master.m3u8", "probe": {}}
-        catalog.complete_job(job_id, asset=asset, renditions=[], document={"status": "succeeded"},
-                             fingerprint=(items.astype("<u4").tobytes(), 30.0, len(items)),
-                             landmarks=landmarks.to_bytes() if with_landmarks else None)
+        asset = AssetRecord(source_uri=f"s3://masters/{asset_id}.ogg", content_sha256="0" * 64, kind="audio",
+                            duration_s=30.0, container="ogg", hls_master=f"{asset_id}/master.m3u8", probe={})
+        fingerprint = FingerprintRecord(items=items.astype("<u4").tobytes(), duration_s=30.0, item_count=len(items),
+                                        landmarks=landmarks.to_bytes() if with_landmarks else None)
+        catalog.complete_job(job_id, asset=asset, renditions=[], fingerprint=fingerprint,
+                             document=JobDocument(asset_id=asset_id, job_id=job_id, status="succeeded"))
     stored = {asset_id: landmarks for asset_id, _, landmarks in catalog.fingerprints()}
     assert stored["crossroads"] is None and stored["desert"] is not None
     index = load_index(catalog)

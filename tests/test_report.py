@@ -20,15 +20,21 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipelines.audio.delivery import Check, DeliveryReport, ProfileResult
 from pipelines.audio.spectrogram import SpectrogramSink
 from pipelines.catalog import Catalog
 from pipelines.config import Settings
+from pipelines.document import Quality
 import pipelines.job
 from pipelines.job import run_job
+from pipelines.media.isobmff import TrackFormat
+from pipelines.media.probe import Probe, Stream
 from pipelines.report.page import REPORT_NAME, render_report, verdict_of
+from pipelines.scoring import ScoreReason
 from pipelines.storage import ObjectRef
 from pipelines.storage.local import LocalStorage
-from pipelines.video.package import MASTER_NAME
+from pipelines.video.package import MASTER_NAME, MeasuredRendition
+from pipelines.video.quality import MetricStats, RenditionQuality, SegmentScore
 from tests.conftest import FIXTURES, make_media
 
 RATE = 44100
@@ -162,23 +168,40 @@ def test_verdict_thresholds() -> None:
     assert verdict_of(None, None)[0] == "unknown"
 
 
+def _probe(kind: str, duration_s: float, *, container: str = "mov", streams: tuple[Stream, ...] = (),
+           tags: dict[str, str] | None = None) -> Probe:
+    return Probe(kind="video" if kind == "video" else "audio", duration_s=duration_s, container=container,
+                 size_bytes=1000, bit_rate=None, streams=streams, tags=tags or {})
+
+
+def _rung(name: str, vmaf: float, *, wasted: bool, segments: int = 3, score: int = 90,
+          reasons: tuple[ScoreReason, ...] = ()) -> RenditionQuality:
+    return RenditionQuality(
+        name=name, stats={"vmaf": MetricStats(mean=vmaf, harmonic_mean=vmaf, p5=vmaf - 2, min=vmaf - 3)},
+        segments=tuple(SegmentScore(index=i, start_s=6.0 * i, duration_s=6.0, vmaf=vmaf, psnr=None, ssim=None)
+                       for i in range(segments)),
+        frames_scored=3 * segments, subsample=60, bits_per_s=1_000_000, wasted_bits=wasted, score=score,
+        reasons=reasons)
+
+
 def test_every_string_from_the_document_is_escaped() -> None:
     evil = "</style><script>alert(3)</script><a href=javascript:alert(4) onclick=x>"
-    rung = {"name": evil, "kind": "video", "vmaf": 80.0, "score": 70, "wasted_bits": True,
-            "reasons": [{"code": "wasted_bits", "penalty": 10, "detail": evil}],
-            "segments": [{"index": 0, "start_s": 0.0, "duration_s": 6.0, "vmaf": 80.0}]}
-    quality = {
-        "score": 40, "reasons": [{"code": evil, "penalty": 60, "detail": evil}],
-        "delivery": {"content_class": evil, "reasons": [], "profiles": [
-            {"name": evil, "title": evil, "primary": True, "passed": False, "gain_db": 1.0, "peak_after_gain_db": 0.5,
-             "checks": [{"name": evil, "passed": False, "measured": -3.0, "required": evil}]}]},
-        "renditions": [rung],
-    }
-    probe = {"kind": "video", "duration_s": 6.0, "container": evil,
-             "streams": [{"codec_type": "video", "codec_name": evil, "width": 640, "height": 360}],
-             "tags": {"title": HOSTILE_TITLE, "artist": HOSTILE_ARTIST, evil: evil}}
-    page = render_report(asset_id="a-1", job_id="j-1", probe=probe, quality=quality,
-                         renditions=[{"name": evil, "kind": "video", "resolution": evil}], spectrogram=None)
+    rung = _rung(evil, 80.0, wasted=True, segments=1, score=70,
+                 reasons=(ScoreReason(code="wasted_bits", penalty=10, detail=evil),))
+    delivery = DeliveryReport(
+        content_class=evil, score=40, reasons=(ScoreReason(code=evil, penalty=60, detail=evil),),
+        profiles=(ProfileResult(name=evil, title=evil, primary=True, gain_db=1.0, peak_after_gain_db=0.5,
+                                checks=(Check(name=evil, passed=False, measured=-3.0, required=evil),)),))
+    probe = _probe("video", 6.0, container=evil,
+                   streams=(Stream(index=0, codec_type="video", codec_name=evil, width=640, height=360),),
+                   tags={"title": HOSTILE_TITLE, "artist": HOSTILE_ARTIST, evil: evil})
+    rendition = MeasuredRendition(name=evil, kind="video", directory=Path("x"),
+                                  format=TrackFormat(codecs=evil, width=640, height=360), duration_s=6.0,
+                                  peak_bps=1_200_000, average_bps=1_000_000, segment_count=1, frame_rate=25.0,
+                                  total_bytes=750_000)
+    page = render_report(asset_id="a-1", job_id="j-1", probe=probe,
+                         quality=Quality(delivery=delivery, renditions=(rung,)), renditions=[rendition],
+                         spectrogram=None)
     assert_inert(page)
     assert HOSTILE_TITLE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(3)" not in page and "&lt;/style&gt;&lt;script&gt;alert(3)" in page
@@ -186,24 +209,18 @@ def test_every_string_from_the_document_is_escaped() -> None:
 
 
 def test_a_page_with_nothing_measured_still_renders() -> None:
-    page = render_report(asset_id="a-2", job_id="j-2", probe={"kind": "audio", "duration_s": 1.0}, quality=None,
-                         renditions=[], spectrogram=None)
+    page = render_report(asset_id="a-2", job_id="j-2", probe=_probe("audio", 1.0), quality=None, renditions=[],
+                         spectrogram=None)
     assert_inert(page)
     assert 'data-verdict="unknown"' in page and "An audio-only master: VMAF does not apply." in page
     assert "chart-" not in page
 
 
 def test_wasted_rungs_are_marked_and_rungs_without_segments_are_tolerated() -> None:
-    def rung(name: str, vmaf: float, *, wasted: bool, segments: bool = True) -> dict[str, Any]:
-        return {"name": name, "kind": "video", "vmaf": vmaf, "wasted_bits": wasted, "score": 90,
-                "stats": {"vmaf": {"mean": vmaf, "harmonic_mean": vmaf, "p5": vmaf - 2, "min": vmaf - 3}},
-                "segments": [{"index": i, "start_s": 6.0 * i, "duration_s": 6.0, "vmaf": vmaf} for i in range(3)]
-                if segments else []}
-
-    quality = {"score": None, "renditions": [rung("1080p", 95.5, wasted=True), rung("720p", 95.0, wasted=False),
-                                             rung("360p", 70.0, wasted=False, segments=False)]}
-    page = render_report(asset_id="a-3", job_id="j-3", probe={"kind": "video", "duration_s": 18.0},
-                         quality=quality, renditions=[], spectrogram=None)
+    quality = Quality(renditions=(_rung("1080p", 95.5, wasted=True), _rung("720p", 95.0, wasted=False),
+                                  _rung("360p", 70.0, wasted=False, segments=0)))
+    page = render_report(asset_id="a-3", job_id="j-3", probe=_probe("video", 18.0), quality=quality, renditions=[],
+                         spectrogram=None)
     assert_inert(page)
     assert 'id="chart-vmaf"' in page
     assert '<tr id="rendition-1080p" class="wasted">' in page and '<tr id="rendition-720p" class="">' in page
@@ -262,11 +279,12 @@ def test_report_is_published_before_the_master_playlist(tmp_path: Path) -> None:
     settings = Settings.from_env({"MEDIAWORKER_HOME": str(tmp_path / "home")})
     storage = RecordingStorage(settings.objects_dir)
     outcome = run_job(settings, source=str(master), catalog=Catalog.open(settings.catalog_url), storage=storage)
-    assert outcome.succeeded, outcome.document["error"]
+    document = outcome.document.to_json()
+    assert outcome.succeeded, document["error"]
     names = [key.rsplit("/", 1)[1] for key, _ in storage.written]
     assert names[-1] == MASTER_NAME and names.count(REPORT_NAME) == 1
-    assert dict(storage.written)[f"{outcome.document['hls']['prefix']}/{REPORT_NAME}"] == "text/html; charset=utf-8"
-    assert outcome.document["quality"]["report"] == str(Path(outcome.document["hls"]["master"]).parent / REPORT_NAME)
+    assert dict(storage.written)[f"{document['hls']['prefix']}/{REPORT_NAME}"] == "text/html; charset=utf-8"
+    assert document["quality"]["report"] == str(Path(document["hls"]["master"]).parent / REPORT_NAME)
 
 
 def test_a_report_that_cannot_be_made_leaves_the_job_whole(
@@ -283,7 +301,7 @@ def test_a_report_that_cannot_be_made_leaves_the_job_whole(
     with caplog.at_level(logging.ERROR, logger="pipelines.job"):
         outcome = run_job(settings, source=str(master), catalog=Catalog.open(settings.catalog_url),
                           storage=LocalStorage(settings.objects_dir))
-    document = outcome.document
+    document = outcome.document.to_json()
     assert outcome.succeeded, document["error"]
     assert document["quality"]["report"] is None
     assert "the renderer broke" in document["quality"]["report_error"]

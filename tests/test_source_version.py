@@ -108,8 +108,9 @@ def test_a_requeued_job_finds_its_master_replaced_and_fails_source_replaced(s3_s
         outcome = run_job(settings, source=again.source_uri, catalog=catalog, storage=storage,
                           asset_id=again.asset_id, job_id=again.job_id,
                           source_version=SourceVersion(granted.source_version_id, granted.source_etag))
-        assert outcome.document["status"] == "failed" and not outcome.transient
-        assert outcome.document["error"]["code"] == "source_replaced", outcome.document["error"]
+        error = outcome.document.error
+        assert outcome.document.status == "failed" and not outcome.transient
+        assert error is not None and error.code == "source_replaced", error
         asset = catalog.get_asset("a1")
         assert asset is None or asset.content_sha256 is None  # the newer upload was not taken for this job's
     finally:

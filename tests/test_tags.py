@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
-from pipelines.catalog import Catalog
+from pipelines.catalog import AssetRecord, Catalog
 from pipelines.config import Limits
+from pipelines.document import JobDocument, PublishedMetadata
 from pipelines.errors import MediaError
 from pipelines.media.confined import hardened_argv
 from pipelines.media.cover_art import (
     MAX_COVER_BYTES,
+    CoverResult,
     build_cover_cmd,
     check_cover,
     extract_cover_art,
@@ -442,9 +444,10 @@ def test_a_job_records_metadata_chapters_and_publishes_the_cover(
 
 def _add(catalog: Catalog, asset_id: str, **fields: Any) -> None:
     job_id = catalog.create_job(asset_id=asset_id, source_uri=f"/masters/{asset_id}")
-    asset = {"source_uri": f"/masters/{asset_id}", "content_sha256": "0" * 64, "kind": "audio", "duration_s": 60.0,
-             "container": "flac", "hls_master": "m", "probe": {}, **fields}
-    catalog.complete_job(job_id, asset=asset, renditions=[], document={"status": "succeeded"})
+    asset = AssetRecord(source_uri=f"/masters/{asset_id}", content_sha256="0" * 64, kind="audio", duration_s=60.0,
+                        container="flac", hls_master="m", probe={}, **fields)
+    catalog.complete_job(job_id, asset=asset, renditions=[],
+                         document=JobDocument(asset_id=asset_id, job_id=job_id, status="succeeded"))
 
 
 def test_find_assets_by_field(catalog: Catalog) -> None:
@@ -471,11 +474,12 @@ def test_find_assets_by_field(catalog: Catalog) -> None:
 def test_sanitised_hostile_tags_are_stored_and_found_on_both_databases(catalog: Catalog) -> None:
     metadata = normalise_tags({"title": "x" * 1_000_000, "artist": b"Beyonc\xe9\x00\x01", "isrc": "gb-aaa-19-00042",
                                "comment": "\x00" * 1000 + "\ud800 tail", "language": "English"})
-    document = {"status": "succeeded", "metadata": metadata.to_document()}
     job_id = catalog.create_job(asset_id="hostile", source_uri="/masters/hostile.mp3")
-    asset = {"source_uri": "/masters/hostile.mp3", "content_sha256": "0" * 64, "kind": "audio", "duration_s": 6.0,
-             "container": "mp3", "hls_master": "m", "probe": {}, "title": metadata.title, "artist": metadata.artist,
-             "isrc": metadata.isrc, "language": metadata.language}
+    document = JobDocument(asset_id="hostile", job_id=job_id, status="succeeded",
+                           metadata=PublishedMetadata(tags=metadata, cover=CoverResult(cover=None)))
+    asset = AssetRecord(source_uri="/masters/hostile.mp3", content_sha256="0" * 64, kind="audio", duration_s=6.0,
+                        container="mp3", hls_master="m", probe={}, title=metadata.title, artist=metadata.artist,
+                        isrc=metadata.isrc, language=metadata.language)
     catalog.complete_job(job_id, asset=asset, renditions=[], document=document)
     [found] = catalog.find_assets(isrc="GBAAA1900042", language="eng")
     assert found.artist == "Beyonc\ufffd" and found.title is not None and len(found.title) == MAX_TEXT_CHARS

@@ -177,7 +177,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         view.close()
         catalog.dispose()
-    _print_document(outcome.document, as_json=args.json)
+    _print_document(outcome.document.to_json(), as_json=args.json)
     return EXIT_OK if outcome.succeeded else EXIT_FAILED
 
 
@@ -368,11 +368,10 @@ def _key_name(key: int | None, mode: int | None) -> str:
 
 def _running_document(job: Job) -> dict[str, Any]:
     """What ``status`` shows for a job that has not finished: its state and progress so far."""
-    return {
-        "asset_id": job.asset_id, "job_id": job.id, "status": job.status, "stage": job.stage,
-        "percent": job.percent, "error": None, "probe": None, "hls": None,
-        "features": None, "quality": None, "fingerprint": None, "matches": [], "metadata": None,
-    }
+    from pipelines.document import JobDocument, Progress  # the document's types import the stages
+
+    return JobDocument(asset_id=job.asset_id, job_id=job.id, status=job.status,
+                       progress=Progress(job.stage, job.percent)).to_json()
 
 
 def _print_document(document: dict[str, Any], *, as_json: bool) -> None:

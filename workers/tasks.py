@@ -113,7 +113,7 @@ def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVer
             outcome = run_job(runtime.settings, source=source, catalog=catalog, storage=runtime.storage,
                               asset_id=asset_id, job_id=job_id, on_progress=report,
                               will_retry=task.request.retries < settings.max_retries, source_version=version,
-                              match_index=runtime.match_index)
+                              match_index=runtime.match_index, interrupts=(JobInterrupted, SoftTimeLimitExceeded))
     except JobInterrupted as exc:
         if exc.reason == "cancelled":
             mark_cancelled(catalog, job_id)
@@ -130,9 +130,10 @@ def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVer
 
 def _finish(task: Task, runtime: WorkerRuntime, outcome: JobOutcome) -> dict[str, Any]:
     """Return the document, or retry a job that failed for a reason outside the master."""
-    if outcome.document["status"] == "retrying":  # recorded so by run_job, which knew a retry would come
-        raise _retry(task, RuntimeError(outcome.document["error"]["message"]))
-    return outcome.document
+    document = outcome.document
+    if document.status == "retrying":  # recorded so by run_job, which knew a retry would come
+        raise _retry(task, RuntimeError(document.error.message if document.error is not None else "retrying"))
+    return document.to_json()
 
 
 def _not_run(task: Task, runtime: WorkerRuntime, granted: Claim) -> dict[str, Any]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 import uuid
 
 from alembic import command
@@ -21,11 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from pipelines.catalog import states
 from pipelines.catalog.inserts import upsert
 from pipelines.catalog.models import Asset, AssetMatch, FingerprintRow, Job, Rendition, utcnow
+from pipelines.catalog.records import AssetRecord, FingerprintRecord, MatchRecord, RenditionRecord
 from pipelines.catalog.states import JobStatus
 from pipelines.errors import CatalogError
 from pipelines.ids import validate_asset_id
 
-__all__ = ["Asset", "AssetMatch", "Catalog", "FingerprintRow", "Job", "JobStatus", "Rendition", "validate_asset_id"]
+if TYPE_CHECKING:
+    from pipelines.document import JobDocument
+
+__all__ = ["Asset", "AssetMatch", "AssetRecord", "Catalog", "FingerprintRecord", "FingerprintRow", "Job",
+           "JobStatus", "MatchRecord", "Rendition", "RenditionRecord", "validate_asset_id"]
 
 _MIGRATION_LOCK = 0x6D656469  # any constant; "medi"
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -98,7 +104,7 @@ class Catalog:
             job.stage, job.percent = stage, round(percent, 2)
 
     def fail_job(
-        self, job_id: str, *, code: str, message: str, document: dict[str, Any], retrying: bool = False
+        self, job_id: str, *, code: str, message: str, document: JobDocument, retrying: bool = False
     ) -> None:
         """Record a failure: final (``failed``), or ``retrying`` when the caller will run the job again.
 
@@ -107,37 +113,34 @@ class Catalog:
         with self.session() as session:
             job = _get(session, Job, job_id)
             states.fail(job, code=code, message=message, retrying=retrying)
-            job.document = document
+            job.document = document.to_json()
 
     def complete_job(
         self,
         job_id: str,
         *,
-        asset: dict[str, Any],
-        renditions: list[dict[str, Any]],
-        document: dict[str, Any],
-        fingerprint: tuple[bytes, float, int] | None = None,
-        landmarks: bytes | None = None,
-        matches: Sequence[dict[str, Any]] = (),
+        asset: AssetRecord,
+        renditions: Sequence[RenditionRecord],
+        document: JobDocument,
+        fingerprint: FingerprintRecord | None = None,
+        matches: Sequence[MatchRecord] = (),
     ) -> None:
-        """Record a successful job at once: upsert the asset, replace its renditions, fingerprint (``(items,
-        duration_s, item_count)``, with its ``landmarks``) and matches, store the document."""
+        """Record a successful job at once: upsert the asset, replace its renditions, fingerprint and matches,
+        store the document (its JSON: the document column is where it leaves the process)."""
         with self.session() as session:
             job = _get(session, Job, job_id)
             asset_id = job.asset_id
-            values = {**asset, "id": asset_id, "latest_job_id": job_id, "updated_at": utcnow()}
+            values = {**asdict(asset), "id": asset_id, "latest_job_id": job_id, "updated_at": utcnow()}
             upsert(session, Asset, values, key="id")
             session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
-            session.add_all(Rendition(asset_id=asset_id, job_id=job_id, **row) for row in renditions)
+            session.add_all(Rendition(asset_id=asset_id, job_id=job_id, **asdict(row)) for row in renditions)
             session.execute(delete(FingerprintRow).where(FingerprintRow.asset_id == asset_id))
             if fingerprint is not None:
-                items, duration_s, count = fingerprint
-                session.add(FingerprintRow(asset_id=asset_id, job_id=job_id, items=items, duration_s=duration_s,
-                                           item_count=count, landmarks=landmarks))
+                session.add(FingerprintRow(asset_id=asset_id, job_id=job_id, **asdict(fingerprint)))
             session.execute(delete(AssetMatch).where(AssetMatch.asset_id == asset_id))
-            session.add_all(AssetMatch(asset_id=asset_id, job_id=job_id, **row) for row in matches)
+            session.add_all(AssetMatch(asset_id=asset_id, job_id=job_id, **asdict(row)) for row in matches)
             states.advance(job, JobStatus.SUCCEEDED)
-            job.stage, job.percent, job.document = "done", 100.0, document
+            job.stage, job.percent, job.document = "done", 100.0, document.to_json()
 
     # Reads ----------------------------------------------------------------------------------------
 

@@ -162,11 +162,10 @@ def _give_up_lost(job: Job, now: datetime) -> None:
 
 
 def _failed_document(job: Job, status: str = "failed") -> dict[str, Any]:
-    error = {"code": job.error_code, "message": job.error_message} if job.error_code else None
-    return {
-        "asset_id": job.asset_id, "job_id": job.id, "status": status, "error": error, "probe": None, "hls": None,
-        "features": None, "quality": None, "fingerprint": None, "matches": [],
-    }
+    from pipelines.document import JobDocument, JobError  # the document imports the stages: only when needed
+
+    return JobDocument(asset_id=job.asset_id, job_id=job.id, status=status,
+                       error=JobError.stored(job.error_code, job.error_message)).to_json()
 
 
 def _aware(moment: datetime | None) -> datetime | None:

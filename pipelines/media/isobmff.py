@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 import struct
 
+from pipelines.errors import PackagingError
+
 # Boxes that only contain other boxes, on the way from the file to the sample description.
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"moof", b"traf"}
 # Bytes between a sample entry's header and its child boxes (ISO/IEC 14496-12 §12.1.3, §12.2.3).
@@ -19,7 +21,7 @@ _VISUAL_ENTRY_FIELDS = 78
 _AUDIO_ENTRY_FIELDS = 28
 
 
-class Mp4FormatError(ValueError):
+class Mp4FormatError(PackagingError):
     """The bytes are not the fMP4 this project's encoder writes."""
 
 

@@ -1,7 +1,8 @@
 """The quality report of one master: a single self-contained HTML page a person can judge the master from.
 
-:func:`render_report` is pure: the job document's parts (``probe``, ``quality``, the HLS renditions) and the
-analysis decode's :class:`~pipelines.audio.spectrogram.Spectrogram` in, the page's text out. The page shows the
+:func:`render_report` is pure: the job's typed results (the :class:`~pipelines.media.probe.Probe`, the
+document's :class:`~pipelines.document.Quality`, the measured renditions) and the analysis decode's
+:class:`~pipelines.audio.spectrogram.Spectrogram` in, the page's text out. The page shows the
 verdict and score with the reasons that lowered it, the verdict per delivery profile (each check, the gain to
 target), loudness over time against the targets, a spectrogram with the detected cutoff, the audio checks, and
 VMAF per segment for every video rung with the wasted ones marked.
@@ -17,8 +18,13 @@ from collections.abc import Mapping, Sequence
 import html
 from typing import Any
 
-from pipelines.audio.delivery import PROFILES
+from pipelines.audio.delivery import PROFILES, Check, DeliveryReport
+from pipelines.audio.integrity import BitDepthReport, SpectrumReport
+from pipelines.audio.loudness import LoudnessReport
+from pipelines.audio.qc import AudioQCReport
 from pipelines.audio.spectrogram import Spectrogram
+from pipelines.document import Quality, UnmeasuredRendition
+from pipelines.media.probe import Probe, Stream
 from pipelines.report.charts import (
     RungSeries,
     TargetLine,
@@ -27,11 +33,12 @@ from pipelines.report.charts import (
     spectrogram_chart,
     vmaf_chart,
 )
+from pipelines.scoring import ScoreReason
+from pipelines.video.package import MeasuredRendition, Variant
+from pipelines.video.quality import RenditionQuality
 
 REPORT_NAME = "report.html"
 REPORT_CONTENT_TYPE = "text/html; charset=utf-8"
-
-Document = Mapping[str, Any]
 
 _CHECK_TITLES = {
     "integrated_loudness": ("Integrated loudness", "LUFS"), "true_peak": ("True peak", "dBTP"),
@@ -49,26 +56,27 @@ _CHECK_REASONS = {
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 
-def render_report(*, asset_id: str, job_id: str, probe: Document, quality: Document | None,
-                  renditions: Sequence[Document], spectrogram: Spectrogram | None) -> str:
+def render_report(*, asset_id: str, job_id: str, probe: Probe, quality: Quality | None,
+                  renditions: Sequence[MeasuredRendition], spectrogram: Spectrogram | None) -> str:
     """The report page for one master (UTF-8 HTML text).
 
-    ``probe`` and ``quality`` are those parts of the job document (``quality`` may be ``None``: nothing
-    measured); ``renditions`` are the HLS rendition entries. Missing or ``null`` fields are shown as not
-    measured, never guessed. A field of the wrong type raises (``TypeError``, ``ValueError``…): the job
-    records that as ``quality.report_error`` without failing (see :mod:`pipelines.job`).
+    ``quality`` may be ``None`` (nothing measured); ``renditions`` are the ladder's renditions as measured on
+    disk. What was not measured (``None``) is shown as not measured, never guessed. Values are shown at the
+    precision the job document gives them. A failure to draw raises: the job records it as
+    ``quality.report_error`` without failing (see :mod:`pipelines.job`).
     """
-    quality = quality or {}
-    tags = probe.get("tags") or {}
+    quality = quality or Quality()
+    tags = probe.tags
     title = str(tags.get("title") or asset_id)
+    qc = quality.audio_qc
     sections = [
         _header(title, asset_id, probe),
         _verdict(quality),
-        _profiles(quality.get("delivery")),
-        _loudness(quality.get("loudness"), quality.get("delivery")),
-        _spectrum(_get(quality, "audio_qc", "spectrum"), spectrogram),
-        _audio_checks(quality),
-        _video(quality.get("renditions") or [], renditions, probe),
+        _profiles(quality.delivery),
+        _loudness(quality.loudness, quality.delivery),
+        _spectrum(None if qc is None else qc.spectrum, spectrogram),
+        _audio_checks(qc, quality.delivery),
+        _video(quality.renditions, renditions, probe),
         _tags(tags),
     ]
     body = "\n".join(s for s in sections if s)
@@ -94,56 +102,52 @@ def verdict_of(score: int | None, primary_passed: bool | None) -> tuple[str, str
     return "fail", "Not ready to ship"
 
 
-def _header(title: str, asset_id: str, probe: Document) -> str:
-    tags = probe.get("tags") or {}
-    facts = [str(probe.get("kind") or "?"), clock(float(probe.get("duration_s") or 0.0)),
-             str(probe.get("container") or "?")]
-    for stream in probe.get("streams") or []:
-        facts.append(_stream_summary(stream))
-    artist = f"<p class=\"artist\">{_e(tags['artist'])}</p>" if tags.get("artist") else ""
+def _header(title: str, asset_id: str, probe: Probe) -> str:
+    facts = [str(probe.kind or "?"), clock(round(probe.duration_s, 3)), str(probe.container or "?")]
+    facts += [_stream_summary(stream) for stream in probe.streams]
+    artist = probe.tags.get("artist")
+    byline = f"<p class=\"artist\">{_e(artist)}</p>" if artist else ""
     return (f"<header id=\"master\"><p class=\"kicker\">Quality report · asset <code>{_e(asset_id)}</code></p>"
-            f"<h1 id=\"title\">{_e(title)}</h1>{artist}"
+            f"<h1 id=\"title\">{_e(title)}</h1>{byline}"
             f"<p class=\"facts\">{' · '.join(_e(f) for f in facts if f)}</p></header>")
 
 
-def _stream_summary(stream: Document) -> str:
-    if stream.get("codec_type") == "video":
-        size = f"{stream.get('width')}x{stream.get('height')}" if stream.get("width") else ""
-        rate = f"{float(stream['frame_rate']):.3g} fps" if stream.get("frame_rate") else ""
-        return " ".join(p for p in ("video", str(stream.get("codec_name") or ""), size, rate) if p)
-    parts = ["audio", str(stream.get("codec_name") or "")]
-    if stream.get("sample_rate"):
-        parts.append(f"{int(stream['sample_rate']) / 1000:g} kHz")
-    if stream.get("bits_per_sample"):
-        parts.append(f"{stream['bits_per_sample']}-bit")
-    if stream.get("channels"):
-        parts.append(f"{stream['channels']} ch")
+def _stream_summary(stream: Stream) -> str:
+    if stream.codec_type == "video":
+        size = f"{stream.width}x{stream.height}" if stream.width else ""
+        rate = f"{stream.frame_rate:.3g} fps" if stream.frame_rate else ""
+        return " ".join(p for p in ("video", stream.codec_name or "", size, rate) if p)
+    parts = ["audio", stream.codec_name or ""]
+    if stream.sample_rate:
+        parts.append(f"{stream.sample_rate / 1000:g} kHz")
+    if stream.bits_per_sample:
+        parts.append(f"{stream.bits_per_sample}-bit")
+    if stream.channels:
+        parts.append(f"{stream.channels} ch")
     return " ".join(p for p in parts if p)
 
 
-def _verdict(quality: Document) -> str:
-    delivery = quality.get("delivery") or {}
-    score = quality.get("score")
-    primary = next((p for p in delivery.get("profiles") or [] if p.get("primary")), None)
-    css, headline = verdict_of(score if isinstance(score, int) else None, None if primary is None else
-                               bool(primary.get("passed")))
-    reasons = [r for r in quality.get("reasons") or delivery.get("reasons") or [] if isinstance(r, Mapping)]
+def _verdict(quality: Quality) -> str:
+    delivery, score = quality.delivery, quality.score
+    primary = None if delivery is None else delivery.primary
+    css, headline = verdict_of(score, None if primary is None else primary.passed)
+    reasons = () if delivery is None else delivery.reasons
     items = "".join(
-        f"<li><span class=\"penalty\">−{_e(r.get('penalty'))}</span> <b>{_e(_words(r.get('code')))}</b>: "
-        f"{_e(r.get('detail'))}</li>" for r in reasons)
+        f"<li><span class=\"penalty\">−{_e(r.penalty)}</span> <b>{_e(_words(r.code))}</b>: "
+        f"{_e(r.detail)}</li>" for r in reasons)
     listing = f"<ul id=\"reasons\">{items}</ul>" if items else "<p id=\"reasons\">Nothing lowered the score.</p>"
-    rungs = [r for r in quality.get("renditions") or [] if isinstance(r, Mapping) and r.get("score") is not None]
+    rungs = [r for r in quality.renditions if isinstance(r, RenditionQuality) and r.score is not None]
     if score is None and rungs:  # video without audio: the rungs' own scores are all there is to judge
         headline = "Video only: no audio to check"
         listing = "<ul id=\"reasons\">" + "".join(
-            f"<li><b>{_e(r.get('name'))}</b> scores {_e(r.get('score'))}"
-            + "".join(f"; {_e(x.get('detail'))}" for x in r.get("reasons") or [] if isinstance(x, Mapping))
+            f"<li><b>{_e(r.name)}</b> scores {_e(r.score)}"
+            + "".join(f"; {_e(x.detail)}" for x in r.reasons)
             + "</li>" for r in rungs) + "</ul>"
     if primary is not None:
-        content_class = delivery.get("content_class")
-        status = "passes" if primary.get("passed") else "fails"
+        content_class = delivery.content_class if delivery is not None else None
+        status = "passes" if primary.passed else "fails"
         why = f" (the profile for {_e(content_class)})" if content_class else ""
-        line = f"<p>Primary delivery profile: <b>{_e(primary.get('title'))}</b>{why}: {status}.</p>"
+        line = f"<p>Primary delivery profile: <b>{_e(primary.title)}</b>{why}: {status}.</p>"
     else:
         line = "<p>No primary delivery profile: the content class is not known.</p>" if delivery else ""
     shown = "–" if score is None else _e(score)
@@ -152,16 +156,16 @@ def _verdict(quality: Document) -> str:
             f"<div><h2 id=\"headline\">{_e(headline)}</h2>{line}{listing}</div></section>")
 
 
-def _profiles(delivery: Document | None) -> str:
-    if not delivery or not delivery.get("profiles"):
+def _profiles(delivery: DeliveryReport | None) -> str:
+    if delivery is None or not delivery.profiles:
         return ""
     ceilings = {p.name: p.max_true_peak_dbtp if p.max_true_peak_dbtp is not None else p.max_sample_peak_dbfs
                 for p in PROFILES}
     cards = []
-    for profile in delivery["profiles"]:
-        name, passed = str(profile.get("name")), bool(profile.get("passed"))
-        rows = "".join(_check_row(check) for check in profile.get("checks") or [])
-        gain, peak = profile.get("gain_db"), profile.get("peak_after_gain_db")
+    for profile in delivery.profiles:
+        name, passed = profile.name, profile.passed
+        rows = "".join(_check_row(check) for check in profile.checks)
+        gain, peak = _rounded(profile.gain_db), _rounded(profile.peak_after_gain_db)
         unit = "dBFS" if name == "acx" else "dBTP"
         if gain is None:
             gain_line = "<p class=\"gain\">Gain to target: not measurable.</p>"
@@ -173,29 +177,28 @@ def _profiles(delivery: Document | None) -> str:
                 after = (f"; it would then peak at {_db(peak)} {unit}"
                          + (" — <b class=\"bad\">a limiter is needed</b>" if limiter else ""))
             gain_line = f"<p class=\"gain\">Gain to target: <b>{_db(gain, signed=True)} dB</b>{after}.</p>"
-        primary = "<span class=\"tag\">primary</span>" if profile.get("primary") else ""
+        primary = "<span class=\"tag\">primary</span>" if profile.primary else ""
         verdict = "pass" if passed else "fail"
         cards.append(
             f"<article class=\"card profile {verdict}\" id=\"profile-{_e(name)}\" data-verdict=\"{verdict}\">"
-            f"<h3>{_e(profile.get('title'))} {primary}<span class=\"badge\">{'Pass' if passed else 'Fail'}</span>"
+            f"<h3>{_e(profile.title)} {primary}<span class=\"badge\">{'Pass' if passed else 'Fail'}</span>"
             f"</h3>{gain_line}<table class=\"checks\">{rows}</table></article>")
     return f"<section id=\"profiles\"><h2>Delivery profiles</h2><div class=\"grid\">{''.join(cards)}</div></section>"
 
 
-def _check_row(check: Document) -> str:
-    name = str(check.get("name"))
-    title, unit = _CHECK_TITLES.get(name, (_words(name), ""))
-    measured = check.get("measured")
+def _check_row(check: Check) -> str:
+    title, unit = _CHECK_TITLES.get(check.name, (_words(check.name), ""))
+    measured = _rounded(check.measured)
     value = "not measurable" if measured is None else f"{_db(measured)} {unit}"
-    mark, css = ("✓", "ok") if check.get("passed") else ("✗", "bad")
+    mark, css = ("✓", "ok") if check.passed else ("✗", "bad")
     return (f"<tr class=\"{css}\"><td class=\"mark\">{mark}</td><td>{_e(title)}</td><td>{_e(value)}</td>"
-            f"<td class=\"required\">{_e(check.get('required'))}</td></tr>")
+            f"<td class=\"required\">{_e(check.required)}</td></tr>")
 
 
-def _loudness(loudness: Document | None, delivery: Document | None) -> str:
-    if not loudness:
+def _loudness(loudness: LoudnessReport | None, delivery: DeliveryReport | None) -> str:
+    if loudness is None:
         return ""
-    primary = next((p.get("name") for p in (delivery or {}).get("profiles") or [] if p.get("primary")), None)
+    primary = None if delivery is None or delivery.primary is None else delivery.primary.name
     by_level: dict[float, list[str]] = {}
     for profile in PROFILES:
         if profile.target_lufs is not None:
@@ -203,70 +206,67 @@ def _loudness(loudness: Document | None, delivery: Document | None) -> str:
     titles = {p.name: p.title for p in PROFILES}
     targets = [TargetLine(label=f"{level:g} ".replace("-", "−") + "\n".join(titles[n] for n in names), lufs=level,
                           primary=primary in names) for level, names in by_level.items()]
-    momentary, short_term = loudness.get("momentary_lufs") or [], loudness.get("short_term_lufs") or []
+    # the series at the document's precision (0.1 LU): the chart draws what the document says
+    momentary = [_rounded(v, 1) for v in loudness.momentary_lufs]
+    short_term = [_rounded(v, 1) for v in loudness.short_term_lufs]
+    integrated = _rounded(loudness.integrated_lufs)
     chart = ""
     if momentary or short_term:
-        svg = loudness_chart(interval_s=float(loudness.get("series_interval_s") or 1.0), momentary=momentary,
-                             short_term=short_term, integrated_lufs=loudness.get("integrated_lufs"),
-                             targets=targets, chart_id="loudness")
+        svg = loudness_chart(interval_s=loudness.series_interval_s or 1.0, momentary=momentary,
+                             short_term=short_term, integrated_lufs=integrated, targets=targets, chart_id="loudness")
         chart = _figure("chart-loudness", svg, "Momentary and short-term loudness over time, with the targets of "
                         "the delivery profiles (the primary one in red).")
-    lra = loudness.get("lra_lu", loudness.get("loudness_range_lu"))
-    tiles = [("Integrated", loudness.get("integrated_lufs"), "LUFS"), ("Loudness range", lra, "LU"),
-             ("True peak", loudness.get("true_peak_dbtp"), "dBTP"),
-             ("Sample peak", loudness.get("sample_peak_dbfs"), "dBFS"),
-             ("Max momentary", loudness.get("max_momentary_lufs"), "LUFS"),
-             ("Max short-term", loudness.get("max_short_term_lufs"), "LUFS")]
+    tiles = [("Integrated", integrated, "LUFS"), ("Loudness range", loudness.loudness_range_lu, "LU"),
+             ("True peak", loudness.true_peak_dbtp, "dBTP"), ("Sample peak", loudness.sample_peak_dbfs, "dBFS"),
+             ("Max momentary", loudness.max_momentary_lufs, "LUFS"),
+             ("Max short-term", loudness.max_short_term_lufs, "LUFS")]
     stats = "".join(f"<div class=\"stat\"><span>{_e(label)}</span><b>{_e(_db(v) if v is not None else '–')}</b> "
-                    f"<small>{unit}</small></div>" for label, v, unit in tiles)
+                    f"<small>{unit}</small></div>" for label, v, unit in ((t, _rounded(v), u) for t, v, u in tiles))
     return f"<section id=\"loudness\"><h2>Loudness</h2><div class=\"stats\">{stats}</div>{chart}</section>"
 
 
-def _spectrum(spectrum: Document | None, spectrogram: Spectrogram | None) -> str:
+def _spectrum(spectrum: SpectrumReport | None, spectrogram: Spectrogram | None) -> str:
     if spectrum is None and spectrogram is None:
         return ""
-    spectrum = spectrum or {}
-    cutoff, verdict = spectrum.get("cutoff_hz"), str(spectrum.get("verdict") or "not measured")
+    cutoff = None if spectrum is None or spectrum.cutoff_hz is None else round(spectrum.cutoff_hz)  # whole Hz
+    verdict = "not measured" if spectrum is None else spectrum.verdict
     chart = ""
     if spectrogram is not None and spectrogram.levels_db.shape[1]:
-        label = f"cutoff {float(cutoff) / 1000:.1f} kHz ({_words(verdict)})" if cutoff is not None else ""
+        label = f"cutoff {cutoff / 1000:.1f} kHz ({_words(verdict)})" if cutoff is not None else ""
         svg = spectrogram_chart(spectrogram, cutoff_hz=None if cutoff is None else float(cutoff),
-                                nyquist_hz=spectrum.get("nyquist_hz"), cutoff_label=label, chart_id="spectrogram")
+                                nyquist_hz=None if spectrum is None else spectrum.nyquist_hz, cutoff_label=label,
+                                chart_id="spectrogram")
         chart = _figure("chart-spectrogram", svg, "Spectrogram of the master (mono mix) and its average spectrum; "
                         "the dashed line is the detected cutoff.")
     css = "bad" if verdict in ("suspected_lossy", "suspected_upsampled") else "ok"
-    note = spectrum.get("note")
+    note = None if spectrum is None else spectrum.note
     summary = (f"<p id=\"spectrum-verdict\" class=\"{css}\"><b>{_e(_words(verdict))}</b>"
                f"{': ' + _e(note) if note else ''}</p>")
     return f"<section id=\"spectrum\"><h2>Spectrum</h2>{summary}{chart}</section>"
 
 
-def _audio_checks(quality: Document) -> str:
-    qc = quality.get("audio_qc")
-    if not qc:
+def _audio_checks(qc: AudioQCReport | None, delivery: DeliveryReport | None) -> str:
+    if qc is None:
         return ""
-    reasons = [r for r in (quality.get("delivery") or {}).get("reasons") or [] if isinstance(r, Mapping)]
-    clipping, silence, phase = qc.get("clipping") or {}, qc.get("silence") or {}, qc.get("phase") or {}
-    depth, spectrum = qc.get("bit_depth") or {}, qc.get("spectrum") or {}
-    dc = max((abs(float(v)) for v in qc.get("dc_offset") or []), default=0.0)
+    reasons = () if delivery is None else delivery.reasons
+    first_clips = ", ".join(f"{round(t, 3):g} s" for t in qc.clip_times_s[:3])  # to the millisecond
+    noise = _rounded(qc.noise_floor_dbfs)
+    correlation = _rounded(qc.correlation, 3)
     rows: list[tuple[str, str, str]] = [
-        ("clipping", "Clipping", "no clipped samples" if not clipping.get("samples") else
-         f"{clipping['samples']} samples in {clipping.get('events')} runs, first at "
-         + ", ".join(f"{t:g} s" for t in (clipping.get("first_at_s") or [])[:3])),
-        ("dc", "DC offset", f"{dc * 100:.3f} % of full scale"),
-        ("silence", "Silence", "–" if silence.get("head_s") is None else
-         f"{silence['head_s']:g} s at the head, {silence.get('tail_s')} s at the tail, "
-         f"{silence.get('internal_count')} long ones inside"),
-        ("noise", "Noise floor", "–" if qc.get("noise_floor_dbfs") is None else f"{_db(qc['noise_floor_dbfs'])} dBFS"),
-        ("phase", "Phase", _words(phase.get("verdict")) + (
-            f" (correlation {phase['correlation']:.2f})" if phase.get("correlation") is not None else "")),
-        ("bit_depth", "Bit depth", _bit_depth(depth)),
-        ("spectrum", "Spectral cutoff", str(spectrum.get("note") or "–")),
+        ("clipping", "Clipping", "no clipped samples" if not qc.clipped_samples else
+         f"{qc.clipped_samples} samples in {qc.clip_events} runs, first at {first_clips}"),
+        ("dc", "DC offset", f"{max((abs(round(v, 6)) for v in qc.dc_offset), default=0.0) * 100:.3f} % of full scale"),
+        ("silence", "Silence", f"{round(qc.head_silence_s, 2):g} s at the head, {round(qc.tail_silence_s, 2)} s at "
+         f"the tail, {qc.internal_silence_count} long ones inside"),
+        ("noise", "Noise floor", "–" if noise is None else f"{_db(noise)} dBFS"),
+        ("phase", "Phase", _words(qc.phase) + (f" (correlation {correlation:.2f})" if correlation is not None else "")),
+        ("bit_depth", "Bit depth", _bit_depth(qc.bit_depth)),
+        ("spectrum", "Spectral cutoff", qc.spectrum.note or "–"),
     ]
     body = []
     for key, title, text in rows:
-        found = [r for r in reasons if r.get("code") in _CHECK_REASONS.get(key, ())]
-        why = "".join(f"<span class=\"why\">−{_e(r.get('penalty'))}: {_e(r.get('detail'))}</span>" for r in found)
+        found = [r for r in reasons if r.code in _CHECK_REASONS.get(key, ())]
+        why = "".join(f"<span class=\"why\">−{_e(r.penalty)}: {_e(r.detail)}</span>" for r in found)
         css, mark = ("bad", "✗") if found else ("ok", "✓")
         body.append(f"<tr class=\"{css}\" id=\"check-{key}\"><td class=\"mark\">{mark}</td><td>{_e(title)}</td>"
                     f"<td>{_e(text)}{why}</td></tr>")
@@ -274,34 +274,36 @@ def _audio_checks(quality: Document) -> str:
     return f"<section id=\"audio-checks\"><h2>Audio checks</h2>{table}</section>"
 
 
-def _bit_depth(depth: Document) -> str:
+def _bit_depth(depth: BitDepthReport) -> str:
     """``16 bits used of 24 declared``; the meter's note where it could not tell."""
-    effective, declared, note = depth.get("effective_bits"), depth.get("declared_bits"), depth.get("note")
-    if effective is None:
-        return f"not measured: {note}" if note else "not measured"
-    return f"{effective} bits used" + (f" of {declared} declared" if declared is not None else "")
+    if depth.effective_bits is None:
+        return f"not measured: {depth.note}" if depth.note else "not measured"
+    declared = f" of {depth.declared_bits} declared" if depth.declared_bits is not None else ""
+    return f"{depth.effective_bits} bits used{declared}"
 
 
-def _video(measured: Sequence[Document], renditions: Sequence[Document], probe: Document) -> str:
-    by_name = {str(r.get("name")): r for r in renditions}
-    video = [r for r in measured if r.get("kind", by_name.get(str(r.get("name")), {}).get("kind")) == "video"]
-    series = [RungSeries(name=str(r.get("name")), wasted=bool(r.get("wasted_bits")),
-                         starts_s=tuple(float(s.get("start_s") or 0.0) for s in r["segments"]),
-                         durations_s=tuple(float(s.get("duration_s") or 0.0) for s in r["segments"]),
-                         vmaf=tuple(s.get("vmaf") for s in r["segments"]))
-              for r in video if r.get("segments")]
+def _video(scored: Sequence[RenditionQuality | UnmeasuredRendition], renditions: Sequence[MeasuredRendition],
+           probe: Probe) -> str:
+    """VMAF per segment of every video rung, and the table of every rendition with its quality."""
+    measured = [r for r in scored if isinstance(r, RenditionQuality)]  # the video rungs; audio has no picture
+    series = [RungSeries(name=r.name, wasted=r.wasted_bits,
+                         starts_s=tuple(round(s.start_s, 3) for s in r.segments),
+                         durations_s=tuple(round(s.duration_s, 3) for s in r.segments),
+                         vmaf=tuple(_rounded(s.vmaf, 4) for s in r.segments))
+              for r in measured if r.segments]
     if any(v is not None for rung in series for v in rung.vmaf):
         chart = _figure("chart-vmaf", vmaf_chart(series, chart_id="vmaf"),
                         "VMAF per segment for every rung; dashed rungs do not rise meaningfully over the rung below.")
-    elif probe.get("kind") == "video":
+    elif probe.kind == "video":
         chart = "<p id=\"vmaf-missing\">VMAF per segment was not measured for this ladder.</p>"
     else:
         chart = "<p id=\"vmaf-missing\">An audio-only master: VMAF does not apply.</p>"
-    quality_by_name = {str(r.get("name")): r for r in measured}
-    names = list(dict.fromkeys([*by_name, *quality_by_name]))
-    has_video = any((quality_by_name.get(n) or by_name.get(n) or {}).get("kind") == "video" for n in names)
+    by_name = {r.name: r for r in renditions}
+    quality_by_name = {r.name: r for r in measured}
+    names = list(dict.fromkeys([*by_name, *(r.name for r in scored)]))
+    has_video = bool(measured) or any(r.kind == "video" for r in renditions)
     headings = _VIDEO_COLUMNS if has_video else _AUDIO_COLUMNS
-    rows = "".join(_rendition_row(name, by_name.get(name, {}), quality_by_name.get(name, {}), video=has_video)
+    rows = "".join(_rendition_row(name, by_name.get(name), quality_by_name.get(name), video=has_video)
                    for name in names)
     head = "".join(f"<th>{_e(h)}</th>" for h in headings)
     table = (f"<table class=\"renditions\" id=\"renditions\"><thead><tr>{head}</tr></thead>"
@@ -314,23 +316,35 @@ _VIDEO_COLUMNS = ("Rendition", "Resolution", "Bandwidth", "VMAF mean", "harmonic
 _AUDIO_COLUMNS = ("Rendition", "Bandwidth", "Codecs", "Channels", "Notes")
 
 
-def _rendition_row(name: str, hls: Document, quality: Document, *, video: bool) -> str:
-    """One row of the renditions table: the HLS entry's figures and the rendition's quality, if measured."""
-    bandwidth = hls.get("average_bandwidth") or hls.get("bandwidth")
-    rate = "–" if not bandwidth else f"{float(bandwidth) / 1000:.0f} kbit/s"
+def _rendition_row(name: str, rendition: MeasuredRendition | None, quality: RenditionQuality | None, *,
+                   video: bool) -> str:
+    """One row of the renditions table: the rendition's own figures (its audio group not counted) and its
+    picture quality, where measured."""
+    variant = None if rendition is None else Variant(rendition)
+    bandwidth = None if variant is None else variant.average_bandwidth or variant.bandwidth
+    rate = "–" if not bandwidth else f"{bandwidth / 1000:.0f} kbit/s"
     if video:
-        stats = (quality.get("stats") or {}).get("vmaf") or {}
-        kind = quality.get("kind") or hls.get("kind")
+        stats = None if quality is None else quality.stats.get("vmaf")
+        kind = "video" if quality is not None else None if rendition is None else rendition.kind
+        resolution = None if variant is None else variant.resolution
         cells = [
-            hls.get("resolution") or ("audio" if kind == "audio" else "–"), rate,
-            _num(quality.get("vmaf", stats.get("mean")), 1), _num(stats.get("harmonic_mean"), 1),
-            _num(stats.get("p5"), 1), _num(stats.get("min"), 1), _num(quality.get("vmaf_phone"), 1),
-            _num(quality.get("psnr"), 2), _num(quality.get("ssim"), 4), _num(quality.get("score"), 0),
+            resolution or ("audio" if kind == "audio" else "–"), rate,
+            _num(None if quality is None else quality.published_mean("vmaf"), 1),
+            _num(None if stats is None else _rounded(stats.harmonic_mean, 4), 1),
+            _num(None if stats is None else _rounded(stats.p5, 4), 1),
+            _num(None if stats is None else _rounded(stats.min, 4), 1),
+            _num(None if quality is None else quality.published_mean("vmaf_phone"), 1),
+            _num(None if quality is None else quality.published_mean("psnr"), 2),
+            _num(None if quality is None else quality.published_mean("ssim"), 4),
+            _num(None if quality is None else quality.score, 0),
         ]
     else:
-        cells = [rate, str(hls.get("codecs") or "–"), str(hls.get("channels") or "–")]
-    notes = [str(r.get("detail") if isinstance(r, Mapping) else r) for r in quality.get("reasons") or []]
-    wasted = bool(quality.get("wasted_bits"))
+        codecs = None if rendition is None else rendition.format.codecs
+        channels = None if rendition is None else rendition.format.channels
+        cells = [rate, str(codecs or "–"), str(channels or "–")]
+    reasons: tuple[ScoreReason, ...] = () if quality is None else quality.reasons
+    notes = [r.detail for r in reasons]
+    wasted = quality is not None and quality.wasted_bits
     flag = "<b class=\"bad\">wasted bits</b> " if wasted else ""
     return (f"<tr id=\"rendition-{_e(name)}\" class=\"{'wasted' if wasted else ''}\"><th>{_e(name)}</th>"
             + "".join(f"<td>{_e(c)}</td>" for c in cells)
@@ -349,14 +363,6 @@ def _figure(figure_id: str, svg: str, caption: str) -> str:
     return f"<figure id=\"{figure_id}\" class=\"chart\">{svg}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
-def _get(document: Document, *path: str) -> Any:
-    """``document[path[0]][path[1]]…``, or ``None`` where a level is missing or not an object."""
-    node: Any = document
-    for key in path:
-        node = node.get(key) if isinstance(node, Mapping) else None
-    return node
-
-
 def _e(value: object) -> str:
     """``value`` as text safe in HTML content and in quoted attributes."""
     return html.escape(str(value), quote=True)
@@ -370,6 +376,11 @@ def _db(value: float, *, signed: bool = False) -> str:
     """A level with one decimal and a true minus sign (``−14.0``; ``+2.3`` when ``signed``)."""
     text = f"{float(value):+.1f}" if signed else f"{float(value):.1f}"
     return text.replace("-", "−")
+
+
+def _rounded(value: float | None, digits: int = 2) -> float | None:
+    """``value`` at the precision the job document gives it (levels to 0.01 dB), before it is formatted."""
+    return None if value is None else round(value, digits)
 
 
 def _num(value: object, digits: int) -> str:

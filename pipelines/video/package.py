@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 import re
 
+from pipelines.errors import PackagingError
 from pipelines.media.isobmff import TrackFormat, count_samples, track_format
 from pipelines.video.transcode import PLAYLIST_NAME, EncodedRendition
 
@@ -25,8 +26,9 @@ CONTENT_TYPES = {
 }
 
 
-class PlaylistError(ValueError):
-    """A media playlist that this project's encoder should never have written."""
+class PlaylistError(PackagingError):
+    """A media playlist that this project's encoder should never have written, or measurements that would make
+    an invalid master playlist."""
 
 
 @dataclass(frozen=True)
@@ -57,25 +59,70 @@ class MeasuredRendition:
     frame_rate: float | None
     total_bytes: int
 
-    def to_document(self, playlist_uri: str, *, audio: MeasuredRendition | None = None) -> dict[str, object]:
-        """The rendition entry of the job document; a video entry counts its audio group in its bandwidth."""
-        bandwidth, average = self.peak_bps, self.average_bps
-        codecs = self.format.codecs
-        if audio is not None:
-            bandwidth, average = bandwidth + audio.peak_bps, average + audio.average_bps
-            codecs = f"{codecs},{audio.format.codecs}"
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """``(width, height)`` in pixels of a video rendition; ``None`` for audio."""
+        if self.kind != "video" or self.format.width is None or self.format.height is None:
+            return None
+        return self.format.width, self.format.height
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A rendition as a master playlist lists it: a video variant counts the audio group it plays with
+    (``audio``, the group's largest rendition) in its bandwidth and codecs; bit rates in bit/s."""
+
+    rendition: MeasuredRendition
+    audio: MeasuredRendition | None = None
+
+    @property
+    def bandwidth(self) -> int:
+        """``BANDWIDTH``: the peak segment bit rate, the audio group's included."""
+        return self.rendition.peak_bps + (self.audio.peak_bps if self.audio is not None else 0)
+
+    @property
+    def average_bandwidth(self) -> int:
+        """``AVERAGE-BANDWIDTH``: the mean bit rate over the whole rendition, the audio group's included."""
+        return self.rendition.average_bps + (self.audio.average_bps if self.audio is not None else 0)
+
+    @property
+    def codecs(self) -> str:
+        """``CODECS``: the rendition's RFC 6381 codec, then the audio group's."""
+        codecs = self.rendition.format.codecs
+        return codecs if self.audio is None else f"{codecs},{self.audio.format.codecs}"
+
+    @property
+    def resolution(self) -> str | None:
+        """``RESOLUTION`` (``960x540``) of a video variant; ``None`` for audio."""
+        size = self.rendition.size
+        return None if size is None else f"{size[0]}x{size[1]}"
+
+    @property
+    def frame_rate(self) -> float | None:
+        """Frames per second counted in the segments, to the millisecond as published; ``None`` for audio."""
+        rate = self.rendition.frame_rate
+        return round(rate, 3) if rate else None
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds, to the millisecond as published."""
+        return round(self.rendition.duration_s, 3)
+
+    def to_document(self, playlist_uri: str) -> dict[str, object]:
+        """The entry of ``hls.renditions`` in the job document, ``playlist`` being ``playlist_uri``."""
+        rendition = self.rendition
         return {
-            "name": self.name,
-            "kind": self.kind,
-            "bandwidth": bandwidth,
-            "average_bandwidth": average,
-            "codecs": codecs,
-            "resolution": f"{self.format.width}x{self.format.height}" if self.kind == "video" else None,
-            "frame_rate": round(self.frame_rate, 3) if self.frame_rate else None,
-            "channels": self.format.channels,
-            "duration_s": round(self.duration_s, 3),
-            "segments": self.segment_count,
-            "bytes": self.total_bytes,
+            "name": rendition.name,
+            "kind": rendition.kind,
+            "bandwidth": self.bandwidth,
+            "average_bandwidth": self.average_bandwidth,
+            "codecs": self.codecs,
+            "resolution": self.resolution,
+            "frame_rate": self.frame_rate,
+            "channels": rendition.format.channels,
+            "duration_s": self.duration_s,
+            "segments": rendition.segment_count,
+            "bytes": rendition.total_bytes,
             "playlist": playlist_uri,
         }
 
@@ -166,25 +213,25 @@ def build_master_playlist(renditions: list[MeasuredRendition]) -> str:
                 f'DEFAULT={"YES" if index == 0 else "NO"},AUTOSELECT=YES,'
                 f'CHANNELS="{track.format.channels or 2}",URI="{track.name}/{PLAYLIST_NAME}"'
             )
-        for variant in video:
-            entry = variant.to_document("", audio=loudest)
+        for rendition in video:
+            variant = Variant(rendition, loudest)
             attributes = [
-                f"BANDWIDTH={entry['bandwidth']}",
-                f"AVERAGE-BANDWIDTH={entry['average_bandwidth']}",
-                f'CODECS="{entry["codecs"]}"',
-                f"RESOLUTION={entry['resolution']}",
+                f"BANDWIDTH={variant.bandwidth}",
+                f"AVERAGE-BANDWIDTH={variant.average_bandwidth}",
+                f'CODECS="{variant.codecs}"',
+                f"RESOLUTION={variant.resolution}",
             ]
-            if variant.frame_rate and math.isfinite(variant.frame_rate) and variant.frame_rate > 0:
-                attributes.append(f"FRAME-RATE={variant.frame_rate:.3f}")
+            if rendition.frame_rate and math.isfinite(rendition.frame_rate) and rendition.frame_rate > 0:
+                attributes.append(f"FRAME-RATE={rendition.frame_rate:.3f}")
             if loudest is not None:
                 attributes.append(f'AUDIO="{AUDIO_GROUP}"')
-            lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", f"{variant.name}/{PLAYLIST_NAME}"]
+            lines += [f"#EXT-X-STREAM-INF:{','.join(attributes)}", f"{rendition.name}/{PLAYLIST_NAME}"]
     else:
-        for variant in audio:
+        for rendition in audio:
             lines += [
-                f'#EXT-X-STREAM-INF:BANDWIDTH={variant.peak_bps},AVERAGE-BANDWIDTH={variant.average_bps},'
-                f'CODECS="{variant.format.codecs}"',
-                f"{variant.name}/{PLAYLIST_NAME}",
+                f'#EXT-X-STREAM-INF:BANDWIDTH={rendition.peak_bps},AVERAGE-BANDWIDTH={rendition.average_bps},'
+                f'CODECS="{rendition.format.codecs}"',
+                f"{rendition.name}/{PLAYLIST_NAME}",
             ]
     return "\n".join(lines) + "\n"
 

@@ -138,12 +138,16 @@ class RenditionQuality:
         stats = self.stats.get(metric)
         return None if stats is None else stats.mean
 
+    def published_mean(self, metric: str) -> float | None:
+        """The mean of ``metric`` as the job document and the catalog show it (4 decimals)."""
+        return _round(self.mean(metric))
+
     def to_document(self) -> dict[str, Any]:
         """The rendition's entry in ``quality.renditions`` of the job document."""
         return {
             "name": self.name,
             "kind": "video",
-            **{metric: _round(self.mean(metric)) for metric in METRICS},
+            **{metric: self.published_mean(metric) for metric in METRICS},
             "stats": {metric: (s.to_document() if (s := self.stats.get(metric)) else None) for metric in METRICS},
             "segments": [segment.to_document() for segment in self.segments],
             "wasted_bits": self.wasted_bits,
