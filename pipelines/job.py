@@ -25,6 +25,7 @@ from pipelines.audio.loudness import LoudnessMeter, LoudnessReport
 from pipelines.audio.qc import AudioQC, AudioQCReport
 from pipelines.audio.spectrogram import Spectrogram, SpectrogramSink
 from pipelines.catalog import Catalog, validate_asset_id
+from pipelines.catalog_rows import asset_record, fingerprint_record, match_records, rendition_records
 from pipelines.clip_job import load_index
 from pipelines.config import Settings
 from pipelines.document import (
@@ -36,10 +37,6 @@ from pipelines.document import (
     PublishedVideo,
     Quality,
     UnmeasuredRendition,
-    asset_record,
-    fingerprint_record,
-    match_records,
-    rendition_records,
 )
 from pipelines.errors import (
     RETRIED_CODES,

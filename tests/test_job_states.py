@@ -12,7 +12,9 @@ import pytest
 
 from pipelines.catalog import Catalog, Job
 from pipelines.catalog.leases import claim, fail, mark_cancelled, release_for_retry, request_cancel, requeue_abandoned
+from pipelines.catalog.records import AssetRecord
 from pipelines.catalog.states import FINAL, TRANSITIONS, JobStateError, JobStatus, advance, may_become
+from pipelines.document import JobDocument
 from pipelines.errors import CatalogError
 from tests.conftest import expire_lease
 
@@ -69,18 +71,22 @@ def _claim(catalog: Catalog, job_id: str, worker: str, *, max_lost_runs: int = 3
                  max_lost_runs=max_lost_runs).outcome
 
 
-def _asset() -> dict[str, object]:
-    return {"source_uri": SOURCE, "content_sha256": "0" * 64, "kind": "audio", "duration_s": 1.0,
-            "container": "wav", "hls_master": "m", "probe": {}}
+def _asset() -> AssetRecord:
+    return AssetRecord(source_uri=SOURCE, content_sha256="0" * 64, kind="audio", duration_s=1.0, container="wav",
+                       hls_master="m", probe={})
+
+
+def _document(job_id: str, status: str) -> JobDocument:
+    return JobDocument(asset_id="a1", job_id=job_id, status=status)
 
 
 def test_a_job_cancelled_before_its_run_ended_is_not_recorded_succeeded_or_failed(catalog: Catalog) -> None:
     job_id = catalog.create_job(asset_id="a1", source_uri=SOURCE)
     assert request_cancel(catalog, job_id) == "cancelled"
     with pytest.raises(JobStateError):
-        catalog.complete_job(job_id, asset=_asset(), renditions=[], document={"status": "succeeded"})
+        catalog.complete_job(job_id, asset=_asset(), renditions=[], document=_document(job_id, "succeeded"))
     with pytest.raises(JobStateError):
-        catalog.fail_job(job_id, code="storage_error", message="S3 down", document={"status": "failed"})
+        catalog.fail_job(job_id, code="storage_error", message="S3 down", document=_document(job_id, "failed"))
     job = catalog.get_job(job_id)
     assert job is not None and (job.status, job.error_code) == ("cancelled", None)
     assert catalog.get_asset("a1") is None  # the refused completion wrote nothing: one transaction
@@ -88,15 +94,15 @@ def test_a_job_cancelled_before_its_run_ended_is_not_recorded_succeeded_or_faile
 
 def test_a_finished_job_keeps_how_it_ended(catalog: Catalog) -> None:
     assert _claim(catalog, "job-1", "w:1") == "claimed"
-    catalog.complete_job("job-1", asset=_asset(), renditions=[], document={"status": "succeeded", "n": 1})
+    catalog.complete_job("job-1", asset=_asset(), renditions=[], document=_document("job-1", "succeeded"))
     # A time limit that struck after the job ended, a cancel, a retry's give-back: none rewrites the end.
-    assert fail(catalog, "job-1", code="time_limit", message="too long") == {"status": "succeeded", "n": 1}
+    assert fail(catalog, "job-1", code="time_limit", message="too long") == _document("job-1", "succeeded").to_json()
     assert request_cancel(catalog, "job-1") == "succeeded"
     mark_cancelled(catalog, "job-1")
     release_for_retry(catalog, "job-1", worker="w:1", code="catalog_error", message="blip")
     job = catalog.get_job("job-1")
     assert job is not None and (job.status, job.error_code, job.cancel_requested) == ("succeeded", None, False)
-    assert job.document == {"status": "succeeded", "n": 1}
+    assert job.document == _document("job-1", "succeeded").to_json()
     assert _claim(catalog, "job-1", "w:2") == "done"
 
 
@@ -117,7 +123,8 @@ def test_every_way_a_job_fails_records_the_same_row(catalog: Catalog) -> None:
     for job_id in ("by-pipeline", "by-time-limit"):
         assert claim(catalog, job_id, asset_id=job_id, source_uri=SOURCE, worker="w:1", lease_s=60.0,
                      max_lost_runs=3).outcome == "claimed"
-    catalog.fail_job("by-pipeline", code="not_media", message="not a media file", document={"status": "failed"})
+    catalog.fail_job("by-pipeline", code="not_media", message="not a media file",
+                     document=_document("by-pipeline", "failed"))
     fail(catalog, "by-time-limit", code="time_limit", message="too long")
     assert claim(catalog, "by-lost-worker", asset_id="lost", source_uri=SOURCE, worker="w:1", lease_s=60.0,
                  max_lost_runs=1).outcome == "claimed"
@@ -135,7 +142,7 @@ def test_every_way_a_job_fails_records_the_same_row(catalog: Catalog) -> None:
 
 def test_a_failure_a_retry_may_cure_leaves_the_job_retrying_and_claimable(catalog: Catalog) -> None:
     assert _claim(catalog, "job-1", "w:1") == "claimed"
-    catalog.fail_job("job-1", code="storage_error", message="S3 down", document={"status": "retrying"},
+    catalog.fail_job("job-1", code="storage_error", message="S3 down", document=_document("job-1", "retrying"),
                      retrying=True)
     job = catalog.get_job("job-1")
     assert job is not None and (job.status, job.claimed_by, job.finished_at) == ("retrying", None, None)
@@ -145,7 +152,7 @@ def test_a_failure_a_retry_may_cure_leaves_the_job_retrying_and_claimable(catalo
 def test_a_job_started_by_this_process_cannot_be_started_once_it_is_over(catalog: Catalog) -> None:
     job_id = catalog.create_job(asset_id="a1", source_uri=SOURCE)
     catalog.start_job(job_id)
-    catalog.fail_job(job_id, code="not_media", message="not a media file", document={"status": "failed"})
+    catalog.fail_job(job_id, code="not_media", message="not a media file", document=_document(job_id, "failed"))
     with pytest.raises(JobStateError):
         catalog.start_job(job_id)
     job = catalog.get_job(job_id)
