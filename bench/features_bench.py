@@ -16,8 +16,10 @@ Accuracy (see ``bench/README.md`` for the corpus and the metrics):
 
 Speed: in a child process pinned to one core (affinity and every numeric library's thread count 1), the whole
 feature record of a 5-minute track (probe, decode, :class:`FeatureSink` and the loudness meter that fills
-``loudness``), numba warm, against ``librosa.load`` + ``librosa.beat.beat_track`` on the same file, warm too,
-interleaved over ``--repeat`` runs. Figures go to stdout and ``bench/results/features.json``.
+``loudness``), warm, against ``librosa.load`` + ``librosa.beat.beat_track`` on the same file, warm too,
+interleaved over ``--repeat`` runs. The warm-up (``features.warm_up()``: librosa's numba kernels compiled into an
+empty cache, then loaded from the filled one) is timed apart, each in a fresh pinned process. Figures go to
+stdout and ``bench/results/features.json``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ PSPHINX_DIR = "usr/share/pocketsphinx/test/data"
 PYANNOTE = "pyannote.audio==4.0.7"
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+WARM_UPS = {"empty_cache": "compiling into an empty cache", "filled_cache": "from the filled cache"}
 OCTAVE_FACTORS = (1.0, 2.0, 3.0, 0.5, 1.0 / 3.0)
 TEMPO_TOLERANCE = 0.04
 GOALS = {"tempo_accuracy1": 0.85, "tempo_accuracy2": 0.95, "key_weighted": 0.80, "speech_music": 1.0,
@@ -251,6 +254,15 @@ def five_minute_track(seconds: float) -> Path:
     return out
 
 
+def warm_up_child() -> dict[str, float]:
+    """Run in a pinned child: ``features.warm_up()`` in a fresh process, wall and CPU seconds."""
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
+    from pipelines.audio.features import warm_up
+
+    warm_up()
+    return {"wall_s": time.perf_counter() - started_wall, "cpu_s": time.process_time() - started_cpu}
+
+
 def speed_child(path: Path, repeat: int) -> dict[str, Any]:
     """Run in the pinned child: warm both, then time them interleaved. Wall and CPU (self + ffmpeg) seconds."""
     import librosa
@@ -287,13 +299,22 @@ def speed_child(path: Path, repeat: int) -> dict[str, Any]:
 def speed(seconds: float, repeat: int) -> dict[str, Any]:
     path = five_minute_track(seconds)
     env = dict(os.environ, **{name: "1" for name in THREAD_VARS})
-    # The baseline's numba kernels compile into a cache of this bench's own: numba's shared on-disk cache is
-    # unsafe while other processes compile into it (see pipelines/audio/rhythm.py).
-    env["NUMBA_CACHE_DIR"] = str(CACHE / "numba")
-    cmd = [sys.executable, __file__, "--speed-child", str(path), "--repeat", str(repeat)]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    measured = json.loads(out.strip().splitlines()[-1])
+    # The kernels (the record's and the baseline's librosa) compile into a cache of this bench's own, emptied
+    # first so that the first warm-up measures their compilation and the second their loading.
+    numba_cache = CACHE / "numba"
+    shutil.rmtree(numba_cache, ignore_errors=True)
+    env["NUMBA_CACHE_DIR"] = str(numba_cache)
+
+    def child(*args: str) -> dict[str, Any]:
+        out = subprocess.run([sys.executable, __file__, *args], env=env, check=True, capture_output=True, text=True)
+        figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+        return figures
+
+    warm_ups = {name: child("--warm-up-child") for name in WARM_UPS}  # in this order: the first fills the cache
+    measured = child("--speed-child", str(path), "--repeat", str(repeat))
     result: dict[str, Any] = {"track_s": seconds, "cpu_core": measured.pop("cpu_core")}
+    result["warm_up"] = {name: {key: round(value, 2) for key, value in figures.items() if key != "cpu_core"}
+                         for name, figures in warm_ups.items()}
     for name, figures in measured.items():
         median_wall = figures["wall_s"][len(figures["wall_s"]) // 2]
         median_cpu = figures["cpu_s"][len(figures["cpu_s"]) // 2]
@@ -337,6 +358,9 @@ def report(summary: dict[str, Any]) -> None:
             f = fast[name]
             print(f"    {name:<9} wall {f['median_wall_s']:7.2f} s = {f['realtime_wall']:6.1f}× real time;"
                   f"  cpu {f['median_cpu_s']:7.2f} s = {f['realtime_cpu']:6.1f}×")
+        for name, label in WARM_UPS.items():
+            w = fast["warm_up"][name]
+            print(f"    warm-up, {label:<29} wall {w['wall_s']:6.2f} s, cpu {w['cpu_s']:6.2f} s  (not in the timings)")
         line("feature record, × real time (wall)", fast["project"]["realtime_wall"], "realtime_factor", "{:.1f}")
         line("baseline wall / feature record wall", fast["project_vs_baseline_wall"], None, "{:.2f}")
 
@@ -353,7 +377,13 @@ def main() -> None:
     parser.add_argument("--speed-seconds", type=float, default=300.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--speed-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--warm-up-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.warm_up_child:
+        core = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {core})
+        print(json.dumps({**warm_up_child(), "cpu_core": core}))
+        return
     if args.speed_child is not None:
         core = min(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {core})

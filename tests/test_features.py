@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import subprocess
-import sys
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from pipelines.audio.content_class import SegmentEvidence, classify
-from pipelines.audio.features import FRAME_S, AudioFeatures, FeatureSink
-from pipelines.audio.filterbanks import chroma_filterbank, mel_filterbank
+from pipelines.audio.features import FRAME_S, AudioFeatures, FeatureSink, chroma_basis, mel_basis
 from pipelines.audio.key import PROFILES, estimate_key
 
 RATE = 44100
@@ -193,34 +191,27 @@ def test_noise_click_track_has_no_key() -> None:
 # --- spectrum and timbre ---------------------------------------------------------------------------------------
 
 
-def test_filterbanks_are_librosas() -> None:
+def test_the_filterbanks_are_librosas_as_configured() -> None:
     # Golden values from librosa 0.11.0's filters.mel(sr=22050, n_fft=2048, n_mels=128) and filters.chroma(...,
-    # tuning=0) (librosa itself is not imported here: importing it loads numba kernels, see pipelines/audio/rhythm.py).
-    mel = mel_filterbank(rate=22050, n_fft=2048, n_mels=128)
+    # tuning=0): they fail if the analysis is configured otherwise (HTK mels, another band count, an estimated
+    # tuning) or if a librosa release changes its filterbanks under it.
+    mel = mel_basis()
     assert mel.shape == (128, 1025)
     assert mel.sum(axis=1)[[0, 10, 64, 127]] == pytest.approx([0.09034588, 0.09104112, 0.09280049, 0.09286924],
                                                                rel=1e-6)
     assert [int(mel[k].argmax()) for k in (0, 10, 64, 127)] == [2, 26, 187, 997]
     assert mel[64].max() == pytest.approx(0.01727883145213127, rel=1e-6)
-    chroma = chroma_filterbank(rate=22050, n_fft=2048)
+    chroma = chroma_basis()
     assert chroma.shape == (12, 1025)
-    # FFT bin 40 (431 Hz) lies between G#4 and A4.
-    assert chroma[:, 40] == pytest.approx([1.32911154e-10, 2.50292082e-17, 8.63286295e-26, 2.99628862e-28,
-                                           2.43259963e-19, 3.61726014e-12, 9.85169436e-07, 4.91432799e-03,
-                                           4.48992878e-01, 7.51340568e-01, 2.30280049e-02, 1.29270020e-05],
-                                          rel=1e-5, abs=1e-12)
-    assert chroma.sum(axis=1) == pytest.approx([57.19880621, 58.40288926, 59.60086486, 60.73808089, 61.01344428,
-                                                53.08321239, 49.46339178, 50.7013583, 52.06944161, 53.44079878,
-                                                54.70275783, 55.87617949], rel=1e-6)
-
-
-def test_the_analysis_compiles_nothing() -> None:
-    # numba's on-disk cache is unsafe when processes compile at once (a worker pool starting): none is loaded.
-    code = ("import sys; from pipelines.audio.features import warm_up; warm_up(); "
-            "print(sorted(m for m in ('numba', 'librosa') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120,
-                         cwd=Path(__file__).resolve().parent.parent)
-    assert out.stdout.strip() == "[]"
+    # librosa's row sums, and its weights of FFT bin 40 (431 Hz, between G#4 and A4), C first.
+    librosa_sums = np.array([57.19880621, 58.40288926, 59.60086486, 60.73808089, 61.01344428, 53.08321239,
+                             49.46339178, 50.7013583, 52.06944161, 53.44079878, 54.70275783, 55.87617949])
+    librosa_bin_40 = np.array([1.32911154e-10, 2.50292082e-17, 8.63286295e-26, 2.99628862e-28, 2.43259963e-19,
+                               3.61726014e-12, 9.85169436e-07, 4.91432799e-03, 4.48992878e-01, 7.51340568e-01,
+                               2.30280049e-02, 1.29270020e-05])
+    # The analysis gives every pitch class librosa's mean total weight, scaling each row and nothing else.
+    assert chroma.sum(axis=1) == pytest.approx(np.full(12, librosa_sums.mean()), rel=1e-6)
+    assert chroma[:, 40] == pytest.approx(librosa_bin_40 / librosa_sums * librosa_sums.mean(), rel=1e-5, abs=1e-12)
 
 
 def test_pure_1khz_tone_has_its_spectral_centroid_at_1khz() -> None:

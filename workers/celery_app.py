@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_init
 from kombu.entity import Queue
 
 from pipelines.audio.features import warm_up as warm_up_features
@@ -103,9 +103,11 @@ def create_app(settings: Settings) -> Celery:
         # A forked pool process must not share the parent's database connections.
         app.conf.mediaworker_runtime.after_fork()
 
-    @worker_process_init.connect(weak=False)
+    @worker_init.connect(weak=False)
     def _warm_features(**_: Any) -> None:
-        # Once per pool process, not per job: the feature analysis's one-off costs (imports, FFT plans).
+        # In the parent, before the pool forks: librosa's numba kernels are compiled or loaded here once, under
+        # their cache's lock, and every pool process inherits them, so that no two processes ever fill the
+        # on-disk cache at once (that corrupts it: see pipelines/audio/kernels.py).
         warm_up_features()
 
     @after_setup_logger.connect(weak=False)

@@ -11,10 +11,17 @@
 
 Measured with tracemalloc on six hours of audio: 11.5 MB held before :meth:`FeatureSink.finish`, 58 MB at its
 peak (float64 copies of the level curve for the fades). Speed on one core: see ``bench/features_bench.py``
-(the whole record of a 5-minute track, decode included, against a bare librosa load and beat track). No numba
-and no librosa at run time: the filterbanks (:mod:`pipelines.audio.filterbanks`) and the beat tracker
-(:mod:`pipelines.audio.rhythm`) are numpy, so a worker starts analysing at once and processes never race on numba's
-on-disk cache; :func:`warm_up` pays the few remaining one-off costs at worker start.
+(the whole record of a 5-minute track, decode included, against a bare librosa load and beat track).
+
+The signal processing is librosa's, chunk by chunk: the STFT (``librosa.stft``), the mel and chroma
+filterbanks (``librosa.filters``), dB, MFCC, RMS, spectral centroid and flatness (``librosa.feature``), the onset
+strength and onset picking (``librosa.onset``) and the beat tracker (``librosa.beat``, in
+:mod:`pipelines.audio.rhythm`). What is this project's own: the level calibration (dBFS), the tempo's octave
+check, metre and bars (:mod:`~pipelines.audio.rhythm`), the key profiles (:mod:`~pipelines.audio.key`), the
+sections (:mod:`~pipelines.audio.sections`), the content class (:mod:`~pipelines.audio.content_class`), fades,
+energy and danceability. librosa's numba kernels are compiled or loaded once per process, under a lock on their
+on-disk cache (:mod:`pipelines.audio.kernels`: processes that fill it at once corrupt it); :func:`warm_up`
+pays that and the other one-off costs at worker start.
 
 How each field is computed and how far to trust it:
 
@@ -26,7 +33,7 @@ How each field is computed and how far to trust it:
                         (×2, ×½) remain the usual failure: both are listed with their strengths.
                         ``tempo_confidence`` is the normalised autocorrelation at that period (pulse
                         clarity, 0..1); under 0.1 (a drone, most speech) the tempo is null.
-``beats``               beat times (s) from a dynamic-programming tracker (Ellis's, as librosa's) at that
+``beats``               beat times (s) from librosa's dynamic-programming beat tracker (Ellis's) at that
                         tempo, over the rhythm window only; within ~2 ms of generated attacks.
 ``time_signature``      3 or 4 only (beats per bar): whether the beats' accents (onset strength plus level)
                         repeat every 3 beats more than every 2 or 4. Null with fewer than 12 beats. Weak
@@ -57,11 +64,11 @@ How each field is computed and how far to trust it:
                         starts at full level. Within 0.5 s on generated fades of 2–10 s; on music whose
                         opening is quiet by design it marks the end of that quiet opening.
 ``start_of_fade_out``   the same from the end backwards; the duration when there is no fade-out.
-timbre summary          mean and standard deviation of 13 MFCCs (librosa's convention: 128 Slaney mel
-                        bands, orthonormal DCT-II; but power in dB re a full-scale sine with a −100 dB
-                        floor, so c0 is offset from librosa's by a constant), mean chroma (12, C first,
-                        each frame max-normalised), mean spectral centroid (Hz, on magnitudes), over the
-                        frames above −60 dBFS of the whole file.
+timbre summary          mean and standard deviation of 13 MFCCs (``librosa.feature.mfcc``: 128 Slaney mel
+                        bands, orthonormal DCT-II; on power in dB re a full-scale sine with a −100 dB
+                        floor, so c0 is offset from a default librosa run by a constant), mean chroma
+                        (12, C first, each frame max-normalised), mean spectral centroid (Hz, on
+                        magnitudes), over the frames above −60 dBFS of the whole file.
 ``content_class``       ``music`` / ``speech`` / ``mixed`` with segments (:mod:`pipelines.audio.content_class`).
 ======================  =================================================================================
 """
@@ -71,9 +78,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+import librosa
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
 import soxr
 
 from pipelines.audio.content_class import (
@@ -82,7 +89,7 @@ from pipelines.audio.content_class import (
     classify,
     segment_evidence,
 )
-from pipelines.audio.filterbanks import chroma_filterbank, mel_filterbank
+from pipelines.audio.kernels import load_kernels
 from pipelines.audio.key import KeyEstimate, estimate_key
 from pipelines.audio.rhythm import MIN_METRE_BEATS, MIN_PULSE, Rhythm, analyse_rhythm, onset_rate
 from pipelines.audio.sections import Section, find_sections
@@ -193,6 +200,23 @@ class AudioFeatures:
         }
 
 
+def mel_basis() -> Floats:
+    """The ``(N_MELS, N_FFT // 2 + 1)`` mel filterbank of the analysis: librosa's (Slaney's mel scale, each filter
+    of unit area), from 0 Hz to 11,025 Hz."""
+    load_kernels()
+    return librosa.filters.mel(sr=FEATURE_RATE, n_fft=N_FFT, n_mels=N_MELS, dtype=np.float64)
+
+
+def chroma_basis() -> Floats:
+    """The ``(12, N_FFT // 2 + 1)`` chroma filterbank of the analysis, C first: librosa's at A440 (``tuning=0``:
+    no tuning is estimated), each pitch class's row then scaled to the same total weight, so that white noise has
+    a flat chroma (librosa's rows differ by ±10 %)."""
+    load_kernels()
+    basis = librosa.filters.chroma(sr=FEATURE_RATE, n_fft=N_FFT, tuning=0.0, dtype=np.float64)
+    balanced: Floats = basis / basis.sum(axis=1, keepdims=True) * basis.sum(axis=1).mean()
+    return balanced
+
+
 DANCE_CENTRE_BPM = 120.0
 
 
@@ -270,19 +294,14 @@ def _round(value: float | None, digits: int) -> float | None:
 
 
 class _Framer:
-    """Cuts a mono 22,050 Hz stream into Hann-windowed STFT frames, as ``librosa.stft(center=True)`` would.
-
-    Hands power spectrograms ``(bins, frames)`` back in whole chunks of ``SEGMENT_FRAMES`` frames, so that every
-    chunk is one speech/music segment; :meth:`flush` returns the rest.
+    """Cuts a mono 22,050 Hz stream into the frames ``librosa.stft(center=True)`` would see (zero padding at
+    either end, a periodic Hann window) and hands their magnitude spectrograms ``(bins, frames)`` back in whole
+    chunks of ``SEGMENT_FRAMES`` frames, so that every chunk is one speech/music segment; :meth:`flush` returns
+    the rest.
     """
 
     def __init__(self) -> None:
         self._pending = np.zeros(N_FFT // 2, dtype=np.float32)  # centre padding, as librosa pads
-        self._window = np.hanning(N_FFT + 1)[:N_FFT].astype(np.float32)  # periodic Hann, librosa's default
-
-    @property
-    def window_energy(self) -> float:
-        return float(np.sum(self._window.astype(np.float64) ** 2))
 
     def push(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32] | None:
         self._pending = np.concatenate([self._pending, samples])
@@ -290,21 +309,22 @@ class _Framer:
         frames = available // SEGMENT_FRAMES * SEGMENT_FRAMES
         if frames == 0:
             return None
-        power = self._power(self._pending[: (frames - 1) * HOP + N_FFT])
+        magnitude = self._magnitude(self._pending[: (frames - 1) * HOP + N_FFT])
         self._pending = self._pending[frames * HOP :]
-        return power
+        return magnitude
 
     def flush(self) -> npt.NDArray[np.float32] | None:
         tail = np.concatenate([self._pending, np.zeros(N_FFT // 2, dtype=np.float32)])
         self._pending = np.zeros(0, dtype=np.float32)
         if len(tail) < N_FFT:
             return None
-        return self._power(tail[: ((len(tail) - N_FFT) // HOP) * HOP + N_FFT])
+        return self._magnitude(tail[: ((len(tail) - N_FFT) // HOP) * HOP + N_FFT])
 
-    def _power(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP] * self._window
-        spectrum = scipy.fft.rfft(frames, axis=1, workers=1)
-        return np.ascontiguousarray((spectrum.real**2 + spectrum.imag**2).T, dtype=np.float32)
+    @staticmethod
+    def _magnitude(samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        stft = librosa.stft(samples, n_fft=N_FFT, hop_length=HOP, window="hann", center=False)
+        magnitude: npt.NDArray[np.float32] = np.abs(stft)
+        return magnitude
 
 
 class FeatureSink:
@@ -323,15 +343,15 @@ class FeatureSink:
         self._resampler = (
             None if rate == FEATURE_RATE else soxr.ResampleStream(rate, FEATURE_RATE, 1, dtype="float32", quality="HQ")
         )
+        load_kernels()
         self._framer = _Framer()
-        self._window_energy = self._framer.window_energy
         self._full_scale = np.float32(16.0 / N_FFT**2)  # a full-scale sine's peak bin at 1 (0 dB) under Hann
-        self._mel_basis = mel_filterbank(rate=FEATURE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32)
-        chroma_basis = chroma_filterbank(rate=FEATURE_RATE, n_fft=N_FFT)
-        # Equal total weight per pitch class, so that white noise has a flat chroma (librosa's is ±10 % uneven).
-        chroma_basis = chroma_basis / chroma_basis.sum(axis=1, keepdims=True) * chroma_basis.sum(axis=1).mean()
-        self._chroma_basis = chroma_basis.astype(np.float32)
-        self._freqs = np.fft.rfftfreq(N_FFT, 1.0 / FEATURE_RATE)
+        # librosa's RMS is that of the windowed frame; × N / Σw² makes it the signal's (+4.26 dB under Hann).
+        window = librosa.filters.get_window("hann", N_FFT, fftbins=True)
+        self._rms_to_level = float(np.sqrt(N_FFT / np.sum(window**2)))
+        self._mel_basis = mel_basis().astype(np.float32)
+        self._chroma_basis = chroma_basis().astype(np.float32)
+        self._freqs = librosa.fft_frequencies(sr=FEATURE_RATE, n_fft=N_FFT)
         self._window_frames = int(round(rhythm_window_s / FRAME_S))
         self._input_frames = 0
         self._previous_mel_db: npt.NDArray[np.float32] | None = None
@@ -353,28 +373,28 @@ class FeatureSink:
         mono = block.mean(axis=1, dtype=np.float32) if block.ndim == 2 else block.astype(np.float32)
         self._input_frames += len(mono)
         samples = mono if self._resampler is None else self._resampler.resample_chunk(mono)
-        power = self._framer.push(np.asarray(samples, dtype=np.float32))
-        if power is not None:
-            self._analyse(power)
+        magnitude = self._framer.push(np.asarray(samples, dtype=np.float32))
+        if magnitude is not None:
+            self._analyse(magnitude)
 
     def finish(self) -> AudioFeatures:
         """The feature record of everything fed so far; the sink must not be fed afterwards."""
         if self._resampler is not None:
             tail = self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-            power = self._framer.push(np.asarray(tail, dtype=np.float32))
-            if power is not None:
-                self._analyse(power)
-        power = self._framer.flush() if self._input_frames else None
-        if power is not None:
-            self._analyse(power)
+            magnitude = self._framer.push(np.asarray(tail, dtype=np.float32))
+            if magnitude is not None:
+                self._analyse(magnitude)
+        magnitude = self._framer.flush() if self._input_frames else None
+        if magnitude is not None:
+            self._analyse(magnitude)
         duration = self._input_frames / self._rate
         levels = np.concatenate(self._levels).astype(np.float64) if self._levels else np.zeros(0)
         onset = np.concatenate(self._onsets).astype(np.float64) if self._onsets else np.zeros(0)
         content = classify(self._evidence, segment_s=SEGMENT_S, duration_s=duration)
-        rhythm = analyse_rhythm(onset, levels, frame_s=FRAME_S)
+        rhythm = analyse_rhythm(onset, levels, sr=FEATURE_RATE, hop_length=HOP)
         key, key_note = self._key(content)
         flatness = self._flatness_sum / self._sounding_frames if self._sounding_frames else None
-        loudness_energy = energy(levels, onset_rate(onset, frame_s=FRAME_S), flatness)
+        loudness_energy = energy(levels, onset_rate(onset, sr=FEATURE_RATE, hop_length=HOP), flatness)
         dance = danceability(rhythm)
         fade_in, fade_out = fades(levels, duration)
         window_s = min(duration, self._rhythm_window_s)
@@ -407,27 +427,28 @@ class FeatureSink:
             notes=notes,
         )
 
-    def _analyse(self, power: npt.NDArray[np.float32]) -> None:
-        """Fold one chunk of power spectra ``(bins, frames)`` into the running summaries."""
-        mean_square = (power[0] + power[-1] + 2.0 * power[1:-1].sum(axis=0)) / (N_FFT * self._window_energy)
-        level_db = (10.0 * np.log10(mean_square + 1e-12)).astype(np.float32)
+    def _analyse(self, magnitude: npt.NDArray[np.float32]) -> None:
+        """Fold one chunk of magnitude spectra ``(bins, frames)`` into the running summaries."""
+        power = magnitude**2
+        rms = librosa.feature.rms(S=magnitude, frame_length=N_FFT)[0]
+        level_db = librosa.amplitude_to_db(rms * self._rms_to_level, ref=1.0, amin=1e-6, top_db=None)
         self._levels.append(level_db)
-        mel_db = (10.0 * np.log10(np.maximum(self._mel_basis @ (power * self._full_scale), 1e-10))).astype(np.float32)
+        mel_power = self._mel_basis @ (power * self._full_scale)
+        mel_db = librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
         onset = self._onset_strength(mel_db)
         sounding = level_db > SILENT_FRAME_DB
-        every_mfcc = scipy.fft.dct(mel_db, type=2, norm="ortho", axis=0)[:N_MFCC]
+        every_mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
         if sounding.any():
-            loud_power = power[:, sounding]
+            loud = magnitude[:, sounding]
             mfcc = every_mfcc[:, sounding].astype(np.float64)
             self._mfcc_sum += mfcc.sum(axis=1)
             self._mfcc_square_sum += (mfcc**2).sum(axis=1)
-            magnitude = np.sqrt(loud_power)
-            self._centroid_sum += float((self._freqs @ magnitude / (magnitude.sum(axis=0) + 1e-12)).sum())
-            log_mean = np.log(loud_power + 1e-10).mean(axis=0)
-            self._flatness_sum += float((np.exp(log_mean) / (loud_power + 1e-10).mean(axis=0)).sum())
+            centroid = librosa.feature.spectral_centroid(S=loud, sr=FEATURE_RATE, n_fft=N_FFT)
+            self._centroid_sum += float(centroid.sum(dtype=np.float64))
+            flatness = librosa.feature.spectral_flatness(S=loud, n_fft=N_FFT, amin=1e-10, power=2.0)
+            self._flatness_sum += float(flatness.sum(dtype=np.float64))
             self._sounding_frames += int(sounding.sum())
-        chroma = self._chroma_basis @ power
-        chroma = chroma / np.maximum(chroma.max(axis=0, keepdims=True), 1e-12)
+        chroma = librosa.util.normalize(self._chroma_basis @ power, norm=np.inf, axis=0)
         chroma[:, ~sounding] = 0.0
         for start in range(0, power.shape[1], SEGMENT_FRAMES):
             part = slice(start, start + SEGMENT_FRAMES)
@@ -437,11 +458,13 @@ class FeatureSink:
             self._segment_mfcc.append(every_mfcc[:, part].mean(axis=1, dtype=np.float64))
 
     def _onset_strength(self, mel_db: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Per-frame spectral flux of the dB mel spectrum (librosa's onset strength); the rhythm window's is kept."""
+        """librosa's onset strength (the mean rise of the dB mel spectrum over the frame before), continued across
+        chunks: each chunk is measured with the previous chunk's last frame before it (the first with its own
+        first frame, so that the file's first value is 0). The rhythm window's values are kept."""
         previous = mel_db[:, :1] if self._previous_mel_db is None else self._previous_mel_db[:, None]
         self._previous_mel_db = mel_db[:, -1]
-        rises = np.maximum(np.diff(np.concatenate([previous, mel_db], axis=1), axis=1), 0.0)
-        flux: npt.NDArray[np.float32] = rises.mean(axis=0, dtype=np.float32)
+        spectrum = np.concatenate([previous, mel_db], axis=1)
+        flux = librosa.onset.onset_strength(S=spectrum, lag=1, max_size=1, aggregate=np.mean, center=False)[1:]
         room = self._window_frames - self._onset_frames
         if room > 0:
             self._onsets.append(flux[:room])
@@ -488,12 +511,14 @@ class FeatureSink:
 
 
 def warm_up() -> None:
-    """Pay the analysis's one-off costs before the first job: the first FFT plans, soxr's and scipy's lazily
-    loaded parts. Runs the whole analysis on 8 s of generated clicks (~0.1 s on one core).
+    """Pay the analysis's one-off costs before the first job: librosa's numba kernels, compiled or loaded under
+    their cache's lock (:func:`pipelines.audio.kernels.load_kernels`: ~3 s from a filled cache, ~25 s to fill
+    an empty one), then the whole analysis on 8 s of generated clicks (the first FFT plans, soxr's and
+    scipy's lazily loaded parts; ~0.2 s).
 
-    The workers call it once per pool process (``worker_process_init``), not per job. Nothing here compiles
-    code any more (no numba: see :mod:`pipelines.audio.rhythm`), so it is cheap, and a process that skips it only
-    makes its first job slower, never wrong.
+    A Celery worker calls it once in its parent process, before the pool forks, so that pool processes inherit
+    the compiled kernels and never open the cache. A process that skips it pays the same costs in its first
+    job, under the same lock: slower, never unsafe.
     """
     frames = np.arange(8 * FEATURE_RATE)
     clicks = ((frames % (FEATURE_RATE // 2)) < 200) * np.sin(2 * np.pi * 1000.0 * frames / FEATURE_RATE)

@@ -1,22 +1,23 @@
-"""Tempo, beats, bars and metre from a per-frame onset-strength envelope, in numpy alone.
+"""Tempo, beats, bars and metre from a per-frame onset-strength envelope.
 
-The beat tracker is the dynamic-programming one of Ellis (2007), the algorithm behind ``librosa.beat``, written
-here over numpy blocks instead of librosa's numba ``guvectorize`` kernels: those kernels cache compiled code on
-disk, and worker processes that compile them at the same moment can pair files from two processes and crash
-(numba issue 10128). Nothing here compiles anything.
+The beat tracker is librosa's (``librosa.beat.beat_track`` at a given tempo: Ellis's 2007 dynamic programme) and
+the attack count is librosa's onset picker; the tempo and its octave check, the metre and the bars are this
+module's own. librosa's kernels are compiled or loaded under a lock first (:mod:`pipelines.audio.kernels`).
 
 How each figure is found and how far to trust it (figures from ``bench/features_bench.py``):
 
-- **tempo** — the strongest beat period in the onset envelope's autocorrelation, weighted by a log-normal
-  preference around 120 BPM one octave wide, refined between lags. Then the octave is checked on the beats
-  themselves: the beats are tracked at that period, and if the points halfway between them carry attacks
-  nearly as strong as the beats and the autocorrelation at half the period is nearly as high
-  (``DOUBLE_EVIDENCE``), the beat is taken to be twice as fast — the autocorrelation alone favours slow
+- **tempo** — the strongest beat period in the onset envelope's autocorrelation (``librosa.autocorrelate``),
+  weighted by a log-normal preference around 120 BPM one octave wide (librosa's prior), refined between lags
+  (librosa's own estimate, ``librosa.feature.tempo``, stops at whole-frame lags, ±1.2 % at 120 BPM). Then the
+  octave is checked on the beats themselves: the beats are tracked at that period, and if the points halfway
+  between them carry attacks nearly as strong as the beats and the autocorrelation at half the period is nearly
+  as high (``DOUBLE_EVIDENCE``), the beat is taken to be twice as fast — the autocorrelation alone favours slow
   periods, because a bar repeats as well as a beat does. The other octaves are listed with their
   autocorrelation strengths. The onset strength is a rise in dB, so over silence a quiet attack counts as much
   as a loud one: quiet off-beat clicks in silence double the tempo, where the same clicks over a music bed
   30 dB down do not. On the benchmark's MIDI corpus: Accuracy1 0.92, Accuracy2 1.0 (``bench/README.md``).
-- **beats** — Ellis's tracker at that period (tightness 100); within ~2 ms of generated attacks.
+- **beats** — librosa's tracker at that tempo (tightness 100, the period rounded to whole frames, weak beats
+  at either end trimmed); within ~2 ms of generated attacks.
 - **time signature** — 3 or 4 beats per bar: whether the beats' accents repeat every 3 beats more than every
   2 or 4; **bars** — the beats that start a bar: the phase of that cycle whose beats are most accented.
 """
@@ -25,10 +26,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import librosa
 import numpy as np
 import numpy.typing as npt
-import scipy.fft
 import scipy.ndimage
+
+from pipelines.audio.kernels import load_kernels
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -79,9 +82,11 @@ class Rhythm:
 NO_RHYTHM = Rhythm(None, None, (), (), None, None)
 
 
-def analyse_rhythm(onset: Floats, level_db: Floats, *, frame_s: float) -> Rhythm:
+def analyse_rhythm(onset: Floats, level_db: Floats, *, sr: int, hop_length: int) -> Rhythm:
     """Tempo (BPM), its alternatives, beat and bar times (s) and metre from per-frame onset strength and level
-    (dBFS), one value every ``frame_s`` seconds."""
+    (dBFS), one value every ``hop_length`` samples at ``sr`` Hz."""
+    load_kernels()
+    frame_s = hop_length / sr
     if len(onset) * frame_s < MIN_RHYTHM_S or float(np.std(onset)) <= 1e-9:
         return NO_RHYTHM
     ac = _autocorrelation(onset)
@@ -93,12 +98,12 @@ def analyse_rhythm(onset: Floats, level_db: Floats, *, frame_s: float) -> Rhythm
         return NO_RHYTHM
     confidence = float(np.clip(ac[best], 0.0, 1.0))
     period = _refine_peak(ac, best)
-    beats = track_beats(onset, period)
+    beats = track_beats(onset, 60.0 / (period * frame_s), sr=sr, hop_length=hop_length)
     faster = _strength_at(ac, period / 2.0) / max(confidence, 1e-9)
     if 60.0 / (period / 2.0 * frame_s) <= MAX_DOUBLED_BPM and midpoint_ratio(onset, beats) + faster >= DOUBLE_EVIDENCE:
         half = _refine_peak(ac, int(round(period / 2.0))) if period >= 4.0 else period / 2.0
         period = half if abs(half - period / 2.0) <= 0.1 * period else period / 2.0
-        beats = track_beats(onset, period)
+        beats = track_beats(onset, 60.0 / (period * frame_s), sr=sr, hop_length=hop_length)
     tempo = 60.0 / (period * frame_s)
     alternatives = tuple(
         TempoAlternative(bpm=tempo * factor, strength=_strength_at(ac, period / factor))
@@ -118,49 +123,13 @@ def analyse_rhythm(onset: Floats, level_db: Floats, *, frame_s: float) -> Rhythm
     )
 
 
-def track_beats(onset: Floats, period: float, *, tightness: float = TIGHTNESS) -> Ints:
-    """Beat frames through ``onset`` at about one every ``period`` frames (Ellis's dynamic programme).
-
-    Each frame's score is the onset strength there (smoothed by a Gaussian a 32nd of the period wide) plus the best
-    score of a previous beat ½–2 periods back, less ``tightness`` × (log of the interval over the period)². The
-    beats are read back from the last strong score; weak beats at either end are dropped.
-    """
-    spread = float(onset.std(ddof=1)) if len(onset) > 1 else 0.0
-    if period < 1.0 or spread <= 0.0 or len(onset) < 2 * period:
-        return np.zeros(0, dtype=np.int64)
-    width = int(round(period))
-    window = np.exp(-0.5 * (np.arange(-width, width + 1) * 32.0 / period) ** 2)
-    local = np.convolve(onset / spread, window, mode="same")
-    lags = np.arange(max(1, int(round(period / 2.0))), int(round(2.0 * period)) + 1)
-    penalty = -tightness * np.log(lags / period) ** 2
-    n = len(local)
-    score = np.zeros(n)
-    back = np.full(n, -1, dtype=np.int64)
-    step = int(lags[0])  # a block of frames this long only looks back before itself
-    for start in range(0, n, step):
-        frames = np.arange(start, min(n, start + step))
-        previous = frames[:, None] - lags[None, :]
-        candidates = np.where(previous >= 0, score[np.maximum(previous, 0)] + penalty, -np.inf)
-        choice = np.argmax(candidates, axis=1)
-        best = candidates[np.arange(len(frames)), choice]
-        chained = np.isfinite(best)
-        score[frames] = local[frames] + np.where(chained, best, 0.0)
-        back[frames] = np.where(chained, previous[np.arange(len(frames)), choice], -1)
-    peaks = np.flatnonzero((score >= np.roll(score, 1)) & (score >= np.roll(score, -1)))
-    if len(peaks) == 0:
-        return np.zeros(0, dtype=np.int64)
-    threshold = 0.5 * float(np.median(score[peaks]))
-    last = int(peaks[score[peaks] >= threshold][-1])
-    beats = [last]
-    while back[beats[-1]] >= 0:
-        beats.append(int(back[beats[-1]]))
-    path = np.asarray(beats[::-1], dtype=np.int64)
-    strength = local[path]
-    keep = strength >= 0.5 * float(np.sqrt(np.mean(strength**2)))
-    if not keep.any():
-        return np.zeros(0, dtype=np.int64)
-    first, final = int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))
-    return path[first:final]
+def track_beats(onset: Floats, bpm: float, *, sr: int, hop_length: int) -> Ints:
+    """Beat frames through ``onset`` at about ``bpm``: ``librosa.beat.beat_track`` with that tempo (tightness
+    ``TIGHTNESS``; leading and trailing beats weaker than half the beats' RMS local score trimmed)."""
+    load_kernels()
+    _, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr, hop_length=hop_length, bpm=bpm,
+                                       tightness=TIGHTNESS, trim=True, units="frames")
+    return np.asarray(beats, dtype=np.int64)
 
 
 def midpoint_ratio(onset: Floats, beats: Ints) -> float:
@@ -176,29 +145,19 @@ def midpoint_ratio(onset: Floats, beats: Ints) -> float:
     return off / on if on > 0.0 else 0.0
 
 
-def onset_rate(onset: Floats, *, frame_s: float) -> float:
-    """Attacks per second: the envelope's local maxima (±1 frame) standing 0.07 (of its range) over their ±4-frame
-    mean, at least two frames apart; 0 when the envelope is flat."""
-    if len(onset) < 3:
+def onset_rate(onset: Floats, *, sr: int, hop_length: int) -> float:
+    """Attacks per second: librosa's onset picker on the envelope (``onset_detect``: local maxima standing 0.07 of
+    the envelope's range over the mean of the 0.1 s either side, 30 ms apart); 0 when the envelope is flat."""
+    if len(onset) < 3 or float(onset.max() - onset.min()) <= 1e-12:
         return 0.0
-    low, high = float(onset.min()), float(onset.max())
-    if high - low <= 1e-12:
-        return 0.0
-    scaled = (onset - low) / (high - low)
-    is_max = scaled >= scipy.ndimage.maximum_filter1d(scaled, size=3, mode="nearest")
-    over_mean = scaled >= scipy.ndimage.uniform_filter1d(scaled, size=9, mode="nearest") + 0.07
-    peaks = np.flatnonzero(is_max & over_mean)
-    if len(peaks) > 1:
-        peaks = peaks[np.concatenate([[True], np.diff(peaks) >= 2])]
-    return float(len(peaks) / (len(onset) * frame_s))
+    load_kernels()
+    peaks = librosa.onset.onset_detect(onset_envelope=onset, sr=sr, hop_length=hop_length, units="frames")
+    return float(len(peaks) / (len(onset) * hop_length / sr))
 
 
 def _autocorrelation(signal: Floats) -> Floats:
     """Autocorrelation of the signal's deviations from its mean, 1 at lag 0."""
-    centred = signal - signal.mean()
-    size = scipy.fft.next_fast_len(2 * len(centred))
-    spectrum = scipy.fft.rfft(centred, size)
-    ac = scipy.fft.irfft(spectrum * np.conj(spectrum), size)[: len(centred)]
+    ac = librosa.autocorrelate(signal - signal.mean())
     return np.asarray(ac / ac[0], dtype=np.float64)
 
 

@@ -11,9 +11,8 @@ import hashlib
 import json
 from typing import Literal
 
+from pipelines.audio.content_class import ContentClass
 from pipelines.media.probe import Probe
-
-ContentClass = Literal["music", "speech", "mixed"]
 
 
 @dataclass(frozen=True, kw_only=True)
