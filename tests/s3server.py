@@ -44,7 +44,7 @@ class S3Server:
     key, so ``env`` and ``client()`` still work) or not, so that a browser can GET objects by plain URL.
     """
 
-    def __init__(self, root: Path, *, buckets: tuple[str, ...] | list[str] = (), start_timeout: float = 20.0,
+    def __init__(self, root: Path, *, buckets: tuple[str, ...] | list[str] = (), start_timeout: float = 60.0,
                  anonymous: bool = False, tls: tuple[Path, Path] | None = None) -> None:
         """``tls``: (certificate chain, private key) PEM files to serve HTTPS with instead of plain HTTP."""
         self.root = root

@@ -8,8 +8,8 @@ real process, serves the published ladder over HTTP on 127.0.0.1 and plays it wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 import functools
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import json
@@ -19,9 +19,11 @@ import shutil
 import subprocess
 import sys
 import threading
-from typing import Any
+import time
+from typing import Any, Protocol
 
 from playwright.sync_api import Browser, Page, Response, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -36,9 +38,18 @@ CHROMIUM_ARGS = [
 DURATION_S = 30  # five 6 s segments
 PLAYBACK_RATE = 4.0
 PLAYED_PAST_S = 20.0  # more than three 6 s segments
-TIMEOUT_MS = 60_000
+# A wait fails when the player has shown no progress (no new event, the playhead still) for STALL_S, and in any
+# case after WAIT_CAP_S: a busy machine slows the player down but does not stop it, so no fixed total is right.
+STALL_S = 60.0
+WAIT_CAP_S = 600.0
+POLL_MS = 5_000  # how often a wait looks at the player's progress
 
-Player = Callable[[dict[str, Any]], AbstractContextManager[Page]]
+
+class Player(Protocol):
+    """The ``player`` fixture: ``with player(document) as page`` (see there)."""
+
+    def __call__(self, document: dict[str, Any], *, media_delay_s: float = 0.0) -> AbstractContextManager[Page]: ...
+
 
 # The player page. ``start(src)`` attaches hls.js to a muted <video> and plays at PLAYBACK_RATE; every event a
 # test looks at lands in ``window.__events``. A small forward buffer makes hls.js load the stream fragment by
@@ -77,19 +88,38 @@ window.start = (src, rate) => {
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    """Static files with HLS content types, and no request log on stderr."""
+    """Static files with HLS content types, and no request log on stderr.
+
+    ``media_delay_s`` holds back every init segment and media segment by that many seconds before answering: a
+    slow server (or a busy machine) made deterministic.
+    """
 
     extensions_map = {**SimpleHTTPRequestHandler.extensions_map,
                       ".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/mp4", ".mp4": "video/mp4"}
+
+    def __init__(self, *args: Any, media_delay_s: float = 0.0, **kwargs: Any) -> None:
+        self.media_delay_s = media_delay_s  # set first: the base class answers the request inside __init__
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:  # noqa: N802 - the base class's name
+        if self.media_delay_s and self.path.endswith((".mp4", ".m4s")):
+            time.sleep(self.media_delay_s)  # the simulated latency of a slow server, not a wait on a condition
+        # The player may give up on a load: hls.js aborts the loads of a level it switches away from.
+        with suppress(BrokenPipeError, ConnectionResetError):
+            super().do_GET()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
 
 
 @contextmanager
-def serve(root: Path) -> Iterator[str]:
-    """Serve ``root`` on a free port of 127.0.0.1 and yield its base URL; shut the server down afterwards."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
+def serve(root: Path, *, media_delay_s: float = 0.0) -> Iterator[str]:
+    """Serve ``root`` on a free port of 127.0.0.1 and yield its base URL; shut the server down afterwards.
+
+    ``media_delay_s``: seconds every segment response is held back (see ``_Handler``).
+    """
+    handler = functools.partial(_Handler, directory=str(root), media_delay_s=media_delay_s)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="hls-http", daemon=True)
     thread.start()
     try:
@@ -164,16 +194,17 @@ def browser() -> Iterator[Browser]:
 def player(browser: Browser, hls_js: Path, tmp_path: Path) -> Player:
     """``with player(document) as page``: the job's ladder, hls.js and the player page served and opened.
 
-    Leaving the block asserts that every HTTP request the page made succeeded (no playlist names a missing file).
+    ``player(document, media_delay_s=2.0)`` serves every segment that many seconds late. Leaving the block asserts
+    that every HTTP request the page made succeeded (no playlist names a missing file).
     """
 
     @contextmanager
-    def open_(document: dict[str, Any]) -> Iterator[Page]:
+    def open_(document: dict[str, Any], *, media_delay_s: float = 0.0) -> Iterator[Page]:
         site = tmp_path / "site"
         shutil.copytree(Path(document["hls"]["master"]).parent, site / "hls")
         shutil.copy(hls_js, site / "hls.min.js")
         (site / "index.html").write_text(PAGE)
-        with serve(site) as base:
+        with serve(site, media_delay_s=media_delay_s) as base:
             page = browser.new_page()
             failed: list[str] = []
 
@@ -199,14 +230,33 @@ def events(page: Page, kind: str) -> list[dict[str, Any]]:
 
 
 def wait(page: Page, expression: str, arg: Any = None, *, what: str) -> None:
-    """Wait until ``expression`` (a JS function of ``arg``) is truthy; on timeout fail with the player's log."""
-    try:
-        page.wait_for_function(expression, arg=arg, timeout=TIMEOUT_MS, polling=100)
-    except Exception as exc:  # playwright's TimeoutError, or the page crashing
+    """Wait until ``expression`` (a JS function of ``arg``) is truthy, for as long as the player makes progress.
+
+    Progress is a new player event or a moving playhead. Fails, with the player's log, after ``STALL_S`` seconds
+    without progress or ``WAIT_CAP_S`` seconds in all, or at once if the page crashes.
+    """
+    started = last_progress = time.monotonic()
+    progress = None
+    while True:
+        try:
+            page.wait_for_function(expression, arg=arg, timeout=POLL_MS, polling=100)
+            return
+        except PlaywrightTimeoutError as exc:
+            now, seen = time.monotonic(), progress
+            progress = page.evaluate("() => [window.__events.length, document.getElementById('video').currentTime]")
+            if progress != seen:
+                last_progress = now
+            if now - last_progress < STALL_S and now - started < WAIT_CAP_S:
+                continue
+            failure: Exception = exc
+        except Exception as exc:  # the page crashed or closed: no point waiting on
+            failure = exc
         log = page.evaluate("() => window.__events.filter((e) => e.type !== 'frag_loaded')")
         state = page.evaluate("() => { const v = document.getElementById('video');"
                               " return {t: v.currentTime, ready: v.readyState, paused: v.paused}; }")
-        pytest.fail(f"timed out waiting for {what}: {exc.__class__.__name__}; video {state}; events {log}")
+        pytest.fail(f"gave up waiting for {what} after {time.monotonic() - started:.0f} s"
+                    f" ({time.monotonic() - last_progress:.0f} s without progress): {failure.__class__.__name__};"
+                    f" video {state}; events {log}")
 
 
 def play_every_level(page: Page, document: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -214,7 +264,8 @@ def play_every_level(page: Page, document: dict[str, Any], kind: str) -> list[di
 
     Asserts MSE support for every rendition's codecs, the number of levels, that each forced level loads
     fragments and plays on from them (for video: frames decoded at that level's height), that playback
-    passes ``PLAYED_PAST_S`` and that hls.js reported no fatal error.
+    passes ``PLAYED_PAST_S`` and that hls.js reported no fatal error. Holds however slow the machine or the
+    server: no step depends on how far the playhead got while the test was looking elsewhere.
     """
     renditions = [r for r in document["hls"]["renditions"] if r["kind"] == kind]
     assert renditions, f"the job document lists no {kind} rendition"
@@ -228,13 +279,25 @@ def play_every_level(page: Page, document: dict[str, Any], kind: str) -> list[di
     (parsed,) = events(page, "manifest_parsed")
     assert parsed["levels"] == len(renditions), f"hls.js found {parsed['levels']} levels, not {len(renditions)}"
 
+    # Let playback start at the level hls.js picked before forcing one. hls.js 1.7.4 stalls for good when a forced
+    # switch lands while the start level's init segment is still loading: the aborted init load's error handler
+    # aborts the fragment loader, which by then is loading the new level's first fragment, and before any
+    # fragment has been parsed (no transmuxer yet) nothing resets the stream controller from FRAG_LOADING. A busy
+    # machine or a slow server widens that window (three `networkError aborted`, then nothing).
+    wait(page, "() => window.hls.media.currentTime > 0 || window.__events.some((e) => e.fatal)",
+         what="playback to start")
     for level in range(parsed["levels"]):
-        start = page.evaluate("(i) => { window.hls.currentLevel = i; return window.hls.media.currentTime; }", level)
-        wait(page, """([i, t, video]) => {
+        # Each level plays from the top, so the stream's end cannot come before the level has played a second,
+        # however far the playhead ran while this process waited for the CPU. Only fragments loaded after the
+        # switch count.
+        since = page.evaluate("(i) => { window.hls.currentLevel = i; window.hls.media.currentTime = 0;"
+                              " return window.__events.length; }", level)
+        wait(page, """([i, since, video]) => {
                  const v = window.hls.media, h = window.hls.levels[i].height;
-                 return window.__events.some((e) => e.type === 'frag_loaded' && e.level === i && e.kind === 'main')
-                   && v.currentTime > t + 1 && (!video || v.videoHeight === h);
-             }""", [level, start, kind == "video"], what=f"level {level} to load and play")
+                 return window.__events.slice(since).some(
+                     (e) => e.type === 'frag_loaded' && e.level === i && e.kind === 'main')
+                   && v.currentTime > 1 && (!video || v.videoHeight === h);
+             }""", [level, since, kind == "video"], what=f"level {level} to load and play")
 
     wait(page, f"() => window.hls.media.currentTime > {PLAYED_PAST_S} || window.hls.media.ended",
          what=f"playback past {PLAYED_PAST_S} s")
@@ -266,5 +329,14 @@ def test_audio_ladder_plays_every_rendition_in_hls_js(audio_job: dict[str, Any],
     """An audio-only ladder plays in hls.js: one level per AAC rendition, each loads and plays, and playback
     runs past several segments with no fatal error."""
     with player(audio_job) as page:
+        renditions = play_every_level(page, audio_job, "audio")
+        assert len(renditions) >= 2, "a stereo music master should get more than one AAC rendition"
+
+
+def test_audio_ladder_plays_every_rendition_from_a_slow_server(audio_job: dict[str, Any], player: Player) -> None:
+    """With every segment served 2 s late, as a busy machine may serve it, each forced level still loads and
+    plays: no level is forced while the start level's first segments are on their way (hls.js stalls for good
+    then, see ``play_every_level``), and no wait gives up while the player is still making progress."""
+    with player(audio_job, media_delay_s=2.0) as page:
         renditions = play_every_level(page, audio_job, "audio")
         assert len(renditions) >= 2, "a stereo music master should get more than one AAC rendition"

@@ -43,7 +43,7 @@ from tests.test_browser_playback import (  # noqa: F401 - browser and hls_js are
 pytestmark = pytest.mark.browser
 
 PLAYER_BUCKET = "player"
-JOB_TIMEOUT_S = 300
+JOB_TIMEOUT_S = 900  # a whole video job, VMAF included, on a machine that may be busy
 REDIS_DB = 13  # tests.distributed uses 9
 
 

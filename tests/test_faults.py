@@ -159,7 +159,7 @@ def _wait_stage(system: System, job_id: str, stage: str, min_percent: float, *wo
         job = system.job(job_id)
         return job if job is not None and job.stage == stage and job.percent >= min_percent else None
 
-    found = wait_for(check, 120, what=f"job {job_id} to be in {stage} past {min_percent}%",
+    found = wait_for(check, 600, what=f"job {job_id} to be in {stage} past {min_percent}%",
                      on_timeout=lambda: "\n".join(w.tail() for w in workers))
     assert isinstance(found, Job)
     return found
@@ -232,7 +232,7 @@ def _assert_no_leftovers(system: System) -> None:
     killed worker's (the next run's sweep removes it: see ``test_the_scratch_sweep_treats_a_zombie_as_dead``).
 
     The worker records the job's outcome first and removes its scratch folder just after, so the check allows
-    that moment (up to 10 s) before it calls a folder left behind.
+    that moment (up to 60 s, for a busy machine) before it calls a folder left behind.
     """
     work = Path(system.env["MEDIAWORKER_HOME"]) / "work"
 
@@ -241,7 +241,7 @@ def _assert_no_leftovers(system: System) -> None:
         processes = processes_mentioning(str(work))
         return f"scratch folders {sorted(folders)}, processes {processes}" if folders or processes else ""
 
-    wait_for(lambda: not leftovers(), 10, what="the job's scratch space to be cleared", on_timeout=leftovers)
+    wait_for(lambda: not leftovers(), 60, what="the job's scratch space to be cleared", on_timeout=leftovers)
 
 
 def _successes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -275,10 +275,10 @@ def test_kill_9_of_the_worker_main_process_mid_transcode_hands_the_job_to_the_ot
         assert len(doomed) >= 2, doomed  # the pool process and the job's ffmpeg
 
         victim.kill()  # SIGKILL to the worker's main process only
-        wait_for(lambda: not any(_alive(pid) for pid in doomed), 15,
+        wait_for(lambda: not any(_alive(pid) for pid in doomed), 60,
                  what=f"the killed worker's pool process and ffmpeg {doomed} to die with it")
 
-        done = system.wait_status(job_id, {"succeeded", "failed", "cancelled"}, 90, first, second)
+        done = system.wait_status(job_id, {"succeeded", "failed", "cancelled"}, 600, first, second)
         _assert_no_leftovers(system)
     rows = history(job_id)
     assert (done.attempts, done.lost_runs) == (2, 1), rows
@@ -308,7 +308,9 @@ def test_kill_9_on_redis_the_job_is_taken_over_after_its_lease(
         (first if holder_pid in first.pool_pids() else second).kill()
         lease_s = float(system.env["MEDIAWORKER_LEASE_S"])
         try:
-            whole_run_s = 75  # the second worker runs the job from the start: ladder, scenes, VMAF, report
+            # The second worker runs the job from the start (ladder, scenes, VMAF, report): minutes on a busy
+            # machine. The wait stays well under the 660 s after which the broker's redelivery could do it instead.
+            whole_run_s = 450
             done = system.wait_status(job_id, {"succeeded", "failed", "cancelled"}, 3 * lease_s + whole_run_s,
                                       first, second)
         except AssertionError:
@@ -329,7 +331,7 @@ class RestartableS3Server(S3Server):
         proc.kill()
         proc.wait(timeout=10)
 
-    def restart(self, timeout: float = 20) -> None:
+    def restart(self, timeout: float = 60) -> None:
         """Serve the same folder on the same port again (objects stay; rclone's in-memory metadata does not)."""
         assert self._proc is None and self.port, "crash() it first"
         cmd = [rclone_binary(), "serve", "s3", "--config", "", "--addr", self.endpoint,
@@ -388,11 +390,11 @@ def test_the_s3_server_down_mid_job_delays_the_job_which_then_completes(
         _wait_stage(system, job_id, "transcode", 5, worker)
         server.crash()
         crashed = time.monotonic()
-        wait_for(_attempted(system, job_id, 2), 60, what="the job to fail on the outage", on_timeout=worker.tail)
+        wait_for(_attempted(system, job_id, 2), 600, what="the job to fail on the outage", on_timeout=worker.tail)
         time.sleep(max(0.0, min(3.0, 10.0 - (time.monotonic() - crashed))))
         server.restart()
         down_s = time.monotonic() - crashed
-        done = system.wait_status(job_id, {"succeeded", "cancelled"}, 90, worker)
+        done = system.wait_status(job_id, {"succeeded", "cancelled"}, 600, worker)
         _assert_no_leftovers(system)
         log = worker.log.read_text(errors="replace")
     rows = history(job_id)
@@ -421,7 +423,7 @@ def test_the_s3_server_down_for_good_fails_the_job_cleanly_after_its_retries(
         _wait_stage(system, job_id, "transcode", 5, worker)
         server.crash()
         # The task ends (Celery logs it returning the failed document) after its first run and two retries.
-        wait_for(lambda: _runs_logged(job_id, worker) == 1, 90, what="the task to give up", on_timeout=worker.tail)
+        wait_for(lambda: _runs_logged(job_id, worker) == 1, 600, what="the task to give up", on_timeout=worker.tail)
         done = system.job(job_id)
         _assert_no_leftovers(system)
     assert done is not None
@@ -451,7 +453,7 @@ def test_a_job_retried_after_a_transient_failure_is_never_shown_failed(
     with system.worker("w1", MEDIAWORKER_MAX_RETRIES="1") as worker:
         server.crash()  # every fetch fails: the first run fails and is retried once
         job_id, _ = _send_while_down(system, masters["audio"], "flap")
-        wait_for(lambda: _runs_logged(job_id, worker) == 1, 60, what="the task to give up", on_timeout=worker.tail)
+        wait_for(lambda: _runs_logged(job_id, worker) == 1, 300, what="the task to give up", on_timeout=worker.tail)
     statuses = [row["status"] for row in history(job_id)]
     assert statuses[-1] == "failed" and statuses.count("running") == 2, statuses  # one run, one retry, given up
     if "failed" in statuses[:-1]:
@@ -543,7 +545,7 @@ def test_postgresql_restarted_mid_transcode_the_job_completes_once(
         job_id, _ = _send(system, long_master, "pgrestart")
         _wait_stage(system, job_id, "transcode", 10, worker)
         _restart_postgres(cluster, 3)
-        done = _wait_final(system, job_id, 120, worker)
+        done = _wait_final(system, job_id, 600, worker)
         _assert_no_leftovers(system)
         log = worker.log.read_text(errors="replace")
     rows = history(job_id)
@@ -569,11 +571,11 @@ def test_a_database_outage_past_the_retries_does_not_leave_the_job_running(
         _wait_stage(system, job_id, "transcode", 10, worker)
         _restart_postgres(cluster, 5)  # the run fails within 1 s of the stop, its one retry within 1 s more
         gave_up = f"Task mediaworker.process_asset[{job_id}] raised unexpected: CatalogError"
-        wait_for(lambda: gave_up in worker.log.read_text(errors="replace"), 30,
+        wait_for(lambda: gave_up in worker.log.read_text(errors="replace"), 120,
                  what="the task to give up", on_timeout=worker.tail)
         lease_s = float(system.env["MEDIAWORKER_LEASE_S"])
         try:
-            _wait_final(system, job_id, 2 * lease_s + 90, worker)  # swept after its lease, then run again
+            _wait_final(system, job_id, 2 * lease_s + 600, worker)  # swept after its lease, then run again
         except AssertionError:
             raise AssertionError(f"left running: {vars(system.job(job_id))}\nhistory: {history(job_id)}") from None
 
@@ -614,7 +616,7 @@ def test_the_scratch_sweep_treats_a_zombie_as_dead(tmp_path: Path) -> None:
 
     child = subprocess.Popen(["true"])
     try:
-        wait_for(lambda: not _alive(child.pid) and Path(f"/proc/{child.pid}").exists(), 10,
+        wait_for(lambda: not _alive(child.pid) and Path(f"/proc/{child.pid}").exists(), 60,
                  what="the child to be a zombie")
         folder = tmp_path / f"job-{child.pid}-abcd1234"
         folder.mkdir()

@@ -76,7 +76,7 @@ class PrivateRedis:
             except OSError:
                 return False
 
-        wait_for(answers, 30, what=f"redis-server on port {self.port}")
+        wait_for(answers, 120, what=f"redis-server on port {self.port}")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -123,7 +123,7 @@ class PrivateRabbit:
             except OSError:
                 return False
 
-        wait_for(answers, 90, what=f"RabbitMQ on port {self.port}")
+        wait_for(answers, 300, what=f"RabbitMQ on port {self.port}")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -231,7 +231,7 @@ def _wait_transcoding(system: System, job_id: str, *workers: WorkerProcess) -> N
     def check() -> bool:
         job = _job(system, job_id)
         return job is not None and job.stage == "transcode" and job.percent >= 15
-    wait_for(check, 180, what=f"job {job_id} to transcode", on_timeout=lambda: "\n".join(w.tail() for w in workers))
+    wait_for(check, 600, what=f"job {job_id} to transcode", on_timeout=lambda: "\n".join(w.tail() for w in workers))
 
 
 def _assert_once(system: System, job: Job, rungs: set[str]) -> None:
@@ -259,7 +259,7 @@ def test_the_s3_server_down_30_s_mid_transcode(
             own_s3.crash()
             time.sleep(OUTAGE_S)
             own_s3.restart()
-            done = _wait_final(system, job_id, 180, worker)
+            done = _wait_final(system, job_id, 600, worker)
             assert processes_mentioning(str(tmp_path / "home" / "work")) == []
         assert done.attempts >= 2 and done.lost_runs == 0, vars(done)
         _assert_once(system, done, {"540p", "360p", "234p", "audio-128k"})
@@ -285,7 +285,7 @@ def test_postgresql_down_30_s_mid_transcode(
             finally:
                 cluster.ctl("start")
             system.catalog.dispose()  # this process's pooled connections died with the server
-            done = _wait_final(system, job_id, 240, worker)
+            done = _wait_final(system, job_id, 600, worker)
             assert processes_mentioning(str(tmp_path / "home" / "work")) == []
         assert done.attempts >= 2, vars(done)
         _assert_once(system, done, {"540p", "360p", "234p", "audio-128k"})

@@ -131,7 +131,7 @@ def test_a_master_that_hangs_its_decoder_fails_at_the_time_limit_leaving_no_proc
         assert len(_in_groups(groups)) > len(hung)  # the wrapper's ``sleep`` is in its group too
         done = system.wait_status(job_id, {"succeeded", "failed", "cancelled"}, TIME_LIMIT_S + 60, worker)
         assert (done.status, done.error_code, done.attempts) == ("failed", "time_limit", 1), vars(done)
-        wait_for(lambda: _in_groups(groups) == [], 10, what=f"the hung decoder's process group {groups} to be gone")
+        wait_for(lambda: _in_groups(groups) == [], 60, what=f"the hung decoder's process group {groups} to be gone")
         assert processes_mentioning(str(tmp_path / "home" / "work")) == []
         time.sleep(3)
         assert _runs(counter, "hang") == 1  # not retried

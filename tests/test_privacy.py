@@ -208,7 +208,7 @@ def test_a_worker_never_logs_its_broker_password(tmp_path: Path) -> None:
                                 env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a worker's start (imports, the pool) on a machine that may be busy
         while "Connected to redis://" not in log.read_text(errors="replace") and time.monotonic() < deadline:
             time.sleep(0.5)
     finally:
@@ -286,7 +286,7 @@ def tls_redis(tls: Tls, tmp_path: Path) -> Any:
          "--appendonly", "no", "--dir", str(tmp_path), "--tls-cert-file", str(tls.cert),
          "--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca), "--tls-auth-clients", "no"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

@@ -64,9 +64,9 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     with pytest.raises(FFmpegError) as info:
         run(["sh", "-c", f"sleep 300 & echo $! > {pid_file}; wait"], timeout_s=1.0)
     assert info.value.timed_out and info.value.returncode is None
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # the 1 s deadline cut the 300 s hang short (a bound, not a speed goal)
     grandchild = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while _alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(grandchild)
@@ -99,14 +99,14 @@ def test_children_die_with_a_killed_caller(tmp_path: Path) -> None:
         f"run(['sh', '-c', 'echo $$ > {pid_file}; exec sleep 300'], timeout_s=300)\n"
     )
     caller = subprocess.Popen([sys.executable, "-c", script])
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a Python start and an import, on a machine that may be busy
     while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.05)
     child = int(pid_file.read_text())
     assert _alive(child)
     caller.kill()
     caller.wait()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)

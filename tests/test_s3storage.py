@@ -148,7 +148,7 @@ def _fails_promptly(endpoint: str, tmp_path: Path, limit_s: float) -> None:
         started = time.monotonic()
         with pytest.raises(StorageError) as info:
             call()
-        assert time.monotonic() - started < limit_s
+        assert time.monotonic() - started < limit_s  # a hang caught, not a speed measured
         assert not info.value.missing
         assert secret not in str(info.value)
 
@@ -157,14 +157,15 @@ def test_closed_port_fails_promptly(tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nobody listens on: connection refused
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    _fails_promptly(f"127.0.0.1:{port}", tmp_path, limit_s=3)
+    _fails_promptly(f"127.0.0.1:{port}", tmp_path, limit_s=30)
 
 
 def test_silent_server_times_out_promptly(tmp_path: Path) -> None:
     with socket.socket() as sock:  # accepts connections (the kernel's backlog) but never answers: read timeouts
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
-        _fails_promptly(f"127.0.0.1:{sock.getsockname()[1]}", tmp_path, limit_s=8)
+        # 1 s timeouts, one retry: a few seconds, against the 4 x 60 s the default timeouts and retries would take
+        _fails_promptly(f"127.0.0.1:{sock.getsockname()[1]}", tmp_path, limit_s=30)
 
 
 def test_secrets_stay_out_of_errors_and_reprs(s3_server: Any, tmp_path: Path) -> None:
