@@ -1,7 +1,8 @@
 """Thin Celery tasks, by the names other services call: claim the job, run the pipeline, record, retry.
 
-All media logic lives in ``pipelines.job``; this module only decides whether this delivery of a message
-should run the job, keeps the job's lease while it runs, and turns the outcome into a result or a retry.
+All media logic lives in ``pipelines.job``; this module only parses each message into a typed request
+(``pipelines.requests``: the door, before the catalog or a byte is touched), decides whether this delivery of a
+message should run the job, keeps the job's lease while it runs, and turns the outcome into a result or a retry.
 """
 
 from __future__ import annotations
