@@ -147,6 +147,12 @@ def test_the_source_rule_comes_from_the_settings(tmp_path: Path) -> None:
         SourceRule.of(Settings.from_env({"MEDIAWORKER_HOME": str(tmp_path), "MEDIAWORKER_SOURCE_BUCKETS": "Bad_Name"}))
 
 
+def test_a_long_list_of_buckets_keeps_the_message_short() -> None:
+    rule = SourceRule(frozenset({"masters", *(f"{'b' * 60}{n:03d}" for n in range(100))}))
+    assert len(_refusal(lambda: check_source("/etc/passwd", rule)).message) <= MAX_MESSAGE
+    assert len(_refusal(lambda: check_source("s3://other/x", rule)).message) <= MAX_MESSAGE
+
+
 def test_the_longest_valid_address_is_within_the_length_limit() -> None:
     longest = "s3://" + "b" * 63 + "/" + "k" * 1024
     assert len(longest) < MAX_SOURCE_CHARS

@@ -54,8 +54,16 @@ class SourceRule:
         return bucket in self.buckets
 
     def describe(self) -> str:
-        """The allowed buckets, for a message: ``s3://clips/, s3://masters/``."""
-        return ", ".join(f"{SCHEME}{bucket}/" for bucket in sorted(self.buckets))
+        """The allowed buckets, for a message: ``s3://clips/, s3://masters/`` — as many as fit in about 120
+        characters, then how many more."""
+        names = [f"{SCHEME}{bucket}/" for bucket in sorted(self.buckets)]
+        shown_names = names[:1]
+        for name in names[1:]:
+            if len(", ".join([*shown_names, name])) > 120:
+                break
+            shown_names.append(name)
+        more = len(names) - len(shown_names)
+        return ", ".join(shown_names) + (f" and {more} more buckets" if more else "")
 
 
 def check_source(value: object, rule: SourceRule, *, field: str = "source") -> ObjectRef:
