@@ -195,6 +195,9 @@ class Settings:
     broker_url: str = field(repr=False)
     output_bucket: str = "media-out"
     masters_bucket: str = "masters"
+    more_source_buckets: tuple[str, ...] = ()
+    """Buckets besides the masters bucket that a task may name as its source (``MEDIAWORKER_SOURCE_BUCKETS``;
+    the rule is ``pipelines.storage.sources.SourceRule``)."""
     s3: S3Settings | None = None
     broker_tls: BrokerTls = BrokerTls()
     identity_key: bytes | None = field(default=None, repr=False)
@@ -268,6 +271,7 @@ class Settings:
             broker_url=env.get("MEDIAWORKER_BROKER_URL", "redis://127.0.0.1:6379/0"),
             output_bucket=env.get("MEDIAWORKER_OUTPUT_BUCKET", "media-out"),
             masters_bucket=env.get("MEDIAWORKER_MASTERS_BUCKET", "masters"),
+            more_source_buckets=_source_buckets(env),
             s3=s3,
             broker_tls=BrokerTls(
                 ca_file=env.get("MEDIAWORKER_BROKER_TLS_CA") or None,
@@ -299,6 +303,17 @@ def _s3_security_from_env(env: Mapping[str, str]) -> dict[str, str | None]:
     if sse == "aws:kms" and not _flag(env.get("MEDIAWORKER_S3_SECURE", "true"), "MEDIAWORKER_S3_SECURE"):
         raise ConfigError("MEDIAWORKER_S3_SSE=aws:kms needs TLS (MEDIAWORKER_S3_SECURE=true)")
     return {"ca_bundle": env.get("MEDIAWORKER_S3_CA_BUNDLE") or None, "sse": sse, "sse_kms_key_id": kms_key}
+
+
+def _source_buckets(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``MEDIAWORKER_SOURCE_BUCKETS``, comma-separated. Raises ``ConfigError`` when it lists the output bucket: a
+    task could then name any published ladder, or its own output, as a master. (The names themselves are
+    checked where the rule is made, ``SourceRule``.)"""
+    names = tuple(name.strip() for name in env.get("MEDIAWORKER_SOURCE_BUCKETS", "").split(",") if name.strip())
+    output = env.get("MEDIAWORKER_OUTPUT_BUCKET", "media-out")
+    if output in names:
+        raise ConfigError(f"MEDIAWORKER_SOURCE_BUCKETS may not list the output bucket ({output!r:.80})")
+    return names
 
 
 def _flag(value: str, name: str) -> bool:

@@ -14,6 +14,7 @@ means and whether it is retried (:data:`RETRIED_CODES`), and a test keeps the tw
 from __future__ import annotations
 
 from collections.abc import Sequence
+import reprlib
 import shlex
 from typing import Literal, get_args
 
@@ -29,7 +30,7 @@ ErrorCode = Literal[
     # Outside the master: the store, the worker's programs, the catalog. Retried.
     "storage_error", "worker_error", "catalog_error",
     # Found by the worker around the job.
-    "invalid_asset_id", "time_limit", "worker_lost",
+    "invalid_request", "time_limit", "worker_lost",
 ]
 """Every ``error.code`` of a job document (and of ``match_clip``'s error), as the README's table lists them."""
 
@@ -71,6 +72,23 @@ class StorageError(MediaWorkerError):
 
 class CatalogError(MediaWorkerError):
     """The catalog database failed (transient)."""
+
+
+class InvalidRequest(MediaWorkerError):
+    """A request from outside — a task message, ``mediaworker submit``, an HTTP call — that the worker does not
+    take: an argument of the wrong type, too long or unknown, a source it may not read (:mod:`pipelines.requests`).
+
+    ``code`` is ``invalid_request``, or ``invalid_source`` for an ``s3://`` address in an allowed bucket whose key
+    is malformed (as the command line reports it); ``message`` is short and never holds the refused value whole
+    (see :func:`shown`); ``field`` names the argument at fault (``None`` for the message as a whole). Never
+    retried: the same message is refused the same way.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, code: ErrorCode = "invalid_request") -> None:
+        super().__init__(f"{code}: {message}")
+        self.code: ErrorCode = code
+        self.message = message
+        self.field = field
 
 
 class PackagingError(MediaWorkerError):
@@ -122,6 +140,17 @@ _OUT_OF_MEMORY = (
 )
 """What ffmpeg, its libraries and the loader say when an allocation fails; each seen under RLIMIT_AS."""
 _KILLED_BY_SIGNAL = (-6, -9, -11)  # SIGABRT, SIGKILL, SIGSEGV: how allocators and the kernel end a process
+
+
+def shown(value: object, *, limit: int = 60) -> str:
+    """``value`` as a short, printable description for an error message: a ``repr`` with non-printable characters
+    escaped, at most about ``limit`` characters, elided in the middle (``'s3://mas...x.ogg'``). Cheap for a
+    20 MB string or a deeply nested list: only the parts shown are looked at."""
+    brief = reprlib.Repr()
+    brief.maxstring = brief.maxother = max(limit, 8)
+    brief.maxlevel, brief.maxlist, brief.maxtuple, brief.maxdict = 2, 4, 4, 4
+    text = brief.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def blame_master(

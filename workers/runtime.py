@@ -13,6 +13,7 @@ from pipelines.media.runner import process_is_gone
 from pipelines.storage import Storage
 from pipelines.storage.local import LocalStorage
 from pipelines.storage.s3 import S3Storage
+from pipelines.storage.sources import SourceRule
 
 
 def open_storage(settings: Settings) -> Storage:
@@ -30,7 +31,10 @@ class WorkerRuntime:
     """
 
     def __init__(self, settings: Settings) -> None:
+        """Raises ``ConfigError`` for an invalid bucket in ``MEDIAWORKER_SOURCE_BUCKETS``."""
         self.settings = settings
+        self.sources = SourceRule.of(settings)
+        """What a task may name as its source (checked before anything is read)."""
         self._catalog: Catalog | None = None
         self._storage: Storage | None = None
         self._index: CatalogIndex | None = None

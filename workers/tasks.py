@@ -1,7 +1,8 @@
 """Thin Celery tasks, by the names other services call: claim the job, run the pipeline, record, retry.
 
-All media logic lives in ``pipelines.job``; this module only decides whether this delivery of a message
-should run the job, keeps the job's lease while it runs, and turns the outcome into a result or a retry.
+All media logic lives in ``pipelines.job``; this module only parses each message into a typed request
+(``pipelines.requests``: the door, before the catalog or a byte is touched), decides whether this delivery of a
+message should run the job, keeps the job's lease while it runs, and turns the outcome into a result or a retry.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from pipelines import clip_job
-from pipelines.catalog import validate_asset_id
-from pipelines.catalog.leases import Claim, claim, fail, mark_cancelled, release_for_retry
-from pipelines.errors import CatalogError, MediaError, StorageError
+from pipelines.catalog.leases import Claim, claim, enqueue, fail, mark_cancelled, release_for_retry
+from pipelines.errors import CatalogError, InvalidRequest, MediaError, StorageError, shown
 from pipelines.job import JobOutcome, run_job
+from pipelines.requests import (
+    ProcessRequest,
+    RefusedJob,
+    parse_clip_request,
+    parse_event_request,
+    parse_process_request,
+    refused_job,
+)
 from pipelines.storage import SourceVersion
 from pipelines.storage.events import EventError
 from workers.claims import JobInterrupted, held_lease
@@ -30,56 +38,80 @@ log = logging.getLogger(__name__)
 
 
 def register(app: Celery) -> None:
-    """Register the tasks on ``app`` under their public names."""
+    """Register the tasks on ``app`` under their public names.
+
+    Each takes ``*args, **kwargs`` and parses them at once (``pipelines.requests``): a message that is not a
+    request the task takes — wrong types, too long, unknown arguments, a source outside the allowed buckets —
+    is refused before it touches the catalog or reads a byte, and never retried."""
 
     @app.task(bind=True, name=PROCESS_ASSET, max_retries=None)
-    def process_asset(self: Task, *, asset_id: str, source: str, version_id: str | None = None,
-                      etag: str | None = None) -> dict[str, Any]:
-        """The whole job for the master at ``source`` (``s3://bucket/key``), recorded under ``asset_id``.
-
-        ``version_id`` and ``etag``, as the upload notification gave them, pin the version to process."""
-        return _process_asset(self, asset_id=asset_id, source=source,
-                              version=SourceVersion(version_id=version_id, etag=etag))
-
-    @app.task(bind=True, name=MATCH_CLIP, max_retries=None)
-    def match_clip(self: Task, *, source: str) -> dict[str, Any]:
-        """The match document for the clip at ``source`` (``s3://bucket/key``), as ``mediaworker match --json``."""
+    def process_asset(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The whole job for the master at ``source`` (``s3://bucket/key`` in an allowed bucket), recorded under
+        ``asset_id``. ``version_id`` and ``etag``, as the upload notification gave them, pin the version to
+        process. A refused message fails its job ``invalid_request`` (or ``invalid_source``)."""
         runtime: WorkerRuntime = self.app.conf.mediaworker_runtime
         try:
-            return clip_job.match_clip(runtime.settings, source, catalog=runtime.catalog, storage=runtime.storage,
-                                         index=runtime.match_index())
-        except MediaError as exc:
+            request = parse_process_request(args, kwargs, job_id=self.request.id, sources=runtime.sources)
+        except InvalidRequest as refused:
+            return _refuse_job(self, runtime, refused, refused_job(self.request.id, kwargs))
+        return _process_asset(self, request)
+
+    @app.task(bind=True, name=MATCH_CLIP, max_retries=None)
+    def match_clip(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The match document for the clip at ``source`` (``s3://bucket/key`` in an allowed bucket), as
+        ``mediaworker match --json``; a refused message or clip answers ``{"matches": [], "error": …}``."""
+        runtime: WorkerRuntime = self.app.conf.mediaworker_runtime
+        try:
+            request = parse_clip_request(args, kwargs, sources=runtime.sources)
+        except InvalidRequest as refused:
+            log.warning("match_clip %s refused: %s", shown(self.request.id), refused)
+            return {"matches": [], "error": {"code": refused.code, "message": refused.message}}
+        try:
+            return clip_job.match_clip(runtime.settings, request.source.uri, catalog=runtime.catalog,
+                                       storage=runtime.storage, index=runtime.match_index())
+        except MediaError as exc:  # a rejected clip, or one that is not there (source_not_found)
             return {"matches": [], "error": {"code": exc.code, "message": exc.message}}
         except (CatalogError, StorageError) as exc:
             raise _retry(self, exc) from exc
 
     @app.task(bind=True, name=INGEST_EVENT, max_retries=None)
-    def ingest_event(self: Task, *, payload: str) -> list[str]:
-        """Turn one bucket notification into jobs (see ``workers.notifications``); a bad payload is dropped."""
+    def ingest_event(self: Task, *args: Any, **kwargs: Any) -> list[str]:
+        """Turn one bucket notification (``payload``) into jobs (see ``workers.notifications``); a bad payload
+        is dropped."""
         try:
-            return handle_bucket_event(self.app, payload)
-        except EventError as exc:
+            request = parse_event_request(args, kwargs)
+            return handle_bucket_event(self.app, request.payload)
+        except (InvalidRequest, EventError) as exc:
             log.warning("dropped a bucket notification that is not an S3 event: %s", exc)
             return []
         except CatalogError as exc:
             raise _retry(self, exc) from exc
 
 
-def _process_asset(task: Task, *, asset_id: str, source: str, version: SourceVersion) -> dict[str, Any]:
+def _refuse_job(task: Task, runtime: WorkerRuntime, refused: InvalidRequest, row: RefusedJob | None) -> dict[str, Any]:
+    """Fail the job of a refused ``process_asset`` message, once: its row (made if the message is the first word
+    of it) ends ``failed`` with the refusal's code and message; return the job document. A job already over
+    keeps how it ended. A task id that cannot key a row is only logged."""
+    log.warning("job %s refused: %s", shown(task.request.id), refused)
+    if row is None:
+        return {"job_id": None, "status": "failed", "error": {"code": refused.code, "message": refused.message}}
+    try:
+        enqueue(runtime.catalog, row.job_id, asset_id=row.asset_id, source_uri=row.source)
+        return fail(runtime.catalog, row.job_id, code=refused.code, message=refused.message)
+    except CatalogError as exc:  # the database is down: recording the refusal is what is retried
+        raise _retry(task, exc) from exc
+
+
+def _process_asset(task: Task, request: ProcessRequest) -> dict[str, Any]:
     runtime: WorkerRuntime = task.app.conf.mediaworker_runtime
     settings = runtime.settings.worker
-    job_id: str = task.request.id
+    job_id, asset_id, source, version = request.job_id, request.asset_id, request.source.uri, request.version
     if (task.request.delivery_info or {}).get("routing_key") == INTAKE_QUEUE:
         # Sent by name to Celery's default queue by a client that does not know our routing: move it to the
         # transcode queue (same task id, so it is still one job) rather than transcode on an intake worker.
         enqueue_process_asset(task.app, job_id=job_id, asset_id=asset_id, source=source,
                               version_id=version.version_id, etag=version.etag)
         return {"job_id": job_id, "status": "forwarded", "queue": ROUTES[PROCESS_ASSET]["queue"]}
-    try:
-        validate_asset_id(asset_id)
-    except ValueError as exc:
-        return {"asset_id": asset_id, "job_id": job_id, "status": "failed",
-                "error": {"code": "invalid_asset_id", "message": str(exc)}}
 
     catalog = runtime.catalog
     try:

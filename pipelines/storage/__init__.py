@@ -123,7 +123,12 @@ def fetch_source(source: str, dest: Path, storage: Storage, *, version: SourceVe
             ref = parse_s3_uri(source)
         except InvalidKeyError as exc:
             raise MediaError("invalid_source", f"the source is not a valid object address: {exc}") from exc
-        return storage.fetch(ref, dest, version=version)
+        try:
+            return storage.fetch(ref, dest, version=version)
+        except StorageError as exc:
+            if exc.missing:  # permanent: retrying a fetch of an object that is not there cannot help
+                raise MediaError("source_not_found", f"no object {ref.uri}") from exc
+            raise
     path = Path(source)
     if not path.is_file():
         raise MediaError("source_not_found", f"no such file: {source}")

@@ -3,7 +3,11 @@
 Only a new object in the masters bucket is a new master: ``s3:ObjectCreated:Put``, ``…:Post``, ``…:Copy``
 and ``…:CompleteMultipartUpload``. MinIO also reports tagging, retention and legal-hold changes as
 ``s3:ObjectCreated:*`` events; those, every other event, and every event of another bucket (our own output
-bucket included, so our writes never retrigger work) are ignored. Each new master gets a job id derived from
+bucket included, so our writes never retrigger work) are ignored. The buckets that ``MEDIAWORKER_SOURCE_BUCKETS``
+adds to the masters bucket are ones a task may *read* (clips to match, say), not ones whose uploads start jobs:
+their events are ignored too. The address of a new master passes the same check as a task's source
+(:func:`pipelines.storage.sources.check_object`), so a job made from a notification is never refused at the
+task's door. Each new master gets a job id derived from
 its bucket, key and version, so a notification delivered twice enqueues the same job twice, which the job
 claim then runs once.
 
@@ -22,9 +26,11 @@ from typing import Any
 from urllib.parse import unquote_plus
 import uuid
 
+from pipelines.errors import InvalidRequest
 from pipelines.ids import validate_asset_id
 from pipelines.privacy import is_pseudonym, pseudonym
-from pipelines.storage import InvalidKeyError, ObjectRef, validate_bucket, validate_key
+from pipelines.storage import ObjectRef
+from pipelines.storage.sources import SourceRule, check_object
 
 NEW_OBJECT_EVENTS = frozenset({
     "s3:ObjectCreated:Put",
@@ -62,13 +68,15 @@ def parse_bucket_event(
 ) -> tuple[list[NewMaster], list[str]]:
     """The new masters an event announces, and why any other record in it was ignored.
 
-    Raises ``EventError`` when the payload is not JSON with a ``Records`` list.
+    Raises ``EventError`` when the payload is not JSON with a ``Records`` list, ``ConfigError`` when
+    ``masters_bucket`` is not a bucket name.
     """
+    uploads = SourceRule(frozenset({masters_bucket}))
     masters: list[NewMaster] = []
     ignored: list[str] = []
     for record in _records(payload):
         try:
-            master = _new_master(record, masters_bucket, identity_key)
+            master = _new_master(record, uploads, identity_key)
         except _Ignored as why:
             ignored.append(str(why))
             continue
@@ -149,7 +157,7 @@ def _is_asset_id_key(name: Any) -> bool:
     return str(name).lower() in {"x-amz-meta-asset-id", "asset-id"}
 
 
-def _new_master(record: Any, masters_bucket: str, identity_key: bytes | None) -> NewMaster:
+def _new_master(record: Any, uploads: SourceRule, identity_key: bytes | None) -> NewMaster:
     if not isinstance(record, dict):
         raise _Ignored("record is not an object")
     name = record.get("eventName")
@@ -158,15 +166,15 @@ def _new_master(record: Any, masters_bucket: str, identity_key: bytes | None) ->
     s3 = _object(record.get("s3"))
     bucket = _object(s3.get("bucket")).get("name")
     obj = _object(s3.get("object"))
-    if bucket != masters_bucket:
-        raise _Ignored(f"{name} in bucket {bucket!r}: not the masters bucket")
+    if not isinstance(bucket, str) or not uploads.allows(bucket):
+        raise _Ignored(f"{name} in bucket {bucket!r:.100}: not the masters bucket")
     key = obj.get("key")
     if not isinstance(key, str):
         raise _Ignored(f"{name}: the object has no key")
     try:
-        ref = ObjectRef(validate_bucket(bucket), validate_key(unquote_plus(key)))
-    except InvalidKeyError as exc:
-        raise _Ignored(f"{name}: unusable key ({exc})") from None
+        ref = check_object(bucket, unquote_plus(key), uploads, field="key")
+    except InvalidRequest as exc:
+        raise _Ignored(f"{name}: unusable key ({exc.message})") from None
     version = next((obj[n] for n in ("versionId", "eTag", "sequencer") if _is_scalar(obj.get(n)) and obj[n]), None)
     size = obj.get("size")
     identity = f"{ref.uri}@{version or ''}"
