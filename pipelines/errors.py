@@ -171,7 +171,10 @@ def resource_limit_error(exc: FFmpegError, *, memory_mb: int) -> MediaError:
     )
 
 
-_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""A full disk, a full quota, and a file larger than the file system (or this process's RLIMIT_FSIZE) allows:
+no room for the file either way. (ffmpeg's "File too large" is not among them: it is what its own output limit
+says to a runaway encode, the master's doing.)"""
 _UNWRITABLE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
 _POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
 
@@ -179,7 +182,7 @@ _POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
 def out_of_space(exc: BaseException) -> bool:
     """True when ``exc``, or an exception it was raised from, says that a disk or a quota is full.
 
-    Each layer says it its own way: an ``OSError`` (ENOSPC, EDQUOT) from the worker's own writes, SQLite's
+    Each layer says it its own way: an ``OSError`` (ENOSPC, EDQUOT, EFBIG) from the worker's own writes, SQLite's
     ``SQLITE_FULL`` and PostgreSQL's ``disk_full`` under a ``CatalogError``, ffmpeg's "No space left on device"
     in an ``FFmpegError``. Such a failure is the machine's, never the master's (``no_space``).
     """

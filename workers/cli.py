@@ -313,7 +313,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     catalog = Catalog.open(settings.catalog_url)
     try:
         end_interrupted_local_jobs(catalog, holder_is_gone=holder_is_gone)
-        job = catalog.get_job(args.id) or catalog.latest_job_for_asset(args.id)
+        job = catalog.get_job(args.id) or _asset_job(catalog, args.id)
     finally:
         catalog.dispose()
     if job is None:
@@ -322,6 +322,17 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     document = job.document or _running_document(job)
     _print_document(document, as_json=args.json)
     return EXIT_FAILED if job.status == "failed" else EXIT_OK
+
+
+def _asset_job(catalog: Catalog, asset_id: str) -> Job | None:
+    """The job ``status ASSET`` shows: the asset's newest job — unless that one succeeded and a job of the asset
+    that finished after it replaced its ladder (jobs of one asset run at once), then the asset's current one."""
+    newest = catalog.latest_job_for_asset(asset_id)
+    if newest is None or newest.status != "succeeded":
+        return newest
+    asset = catalog.get_asset(asset_id)
+    current = asset.latest_job_id if asset is not None else None
+    return (catalog.get_job(current) if current not in (None, newest.id) else None) or newest
 
 
 def _failed(settings: Settings, args: argparse.Namespace) -> int:
