@@ -252,9 +252,8 @@ def run_job(
             raise
         if isinstance(exc, CatalogError) and not out_of_space(exc):
             raise
-        stage = run.tracker.current if run is not None else "fetch"
-        error = _job_error(exc, stage=stage, job_id=job_id or "-")
         job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
+        error = _job_error(exc, stage=run.tracker.current if run is not None else "fetch", job_id=job_id)
         return _fail(catalog, job_id, asset_id or "unknown", error, run.probe if run is not None else None,
                      will_retry=will_retry)
     finally:

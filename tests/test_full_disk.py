@@ -91,3 +91,45 @@ def test_a_read_only_work_folder(masters: dict[str, Path], home: Path, cli: CliR
         assert clip.returncode == 2, clip.stderr
         assert "Traceback" not in clip.stderr, clip.stderr
         assert clip.document["matches"] == [] and clip.document["error"]["code"] == "storage_error"
+
+
+def test_each_layer_says_no_space_its_own_way_and_each_is_no_space(tmp_path: Path) -> None:
+    """Real failures of each layer on a full device: ffmpeg writing to ``/dev/full``, Python writing to it, and
+    SQLite past its page limit (SQLITE_FULL) under SQLAlchemy, as the catalog raises it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from pipelines.errors import CatalogError, FFmpegError, StorageError, blame_master, disk_error_code, out_of_space
+
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=duration=20", "-c:a", "aac",
+           "-f", "mp4", "/dev/full"]
+    ran = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert ran.returncode != 0 and "No space left on device" in ran.stderr
+    ffmpeg = FFmpegError(cmd, ran.returncode, ran.stderr)
+    blamed = blame_master(ffmpeg, doing="the transcode", timeout_code="transcode_timeout",
+                          failed_code="decode_failed", memory_mb=8192)
+    assert blamed is ffmpeg, "a full disk is not the master's fault"
+    assert disk_error_code(ffmpeg) == "no_space"
+
+    with pytest.raises(OSError) as written, open("/dev/full", "wb", buffering=0) as device:
+        device.write(b"x")
+    assert disk_error_code(written.value) == "no_space"
+    try:
+        raise StorageError("cannot copy the source into the work folder") from written.value
+    except StorageError as exc:
+        assert exc.code == "no_space"
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'small.sqlite3'}")
+    with pytest.raises(OperationalError) as full, engine.begin() as connection:
+        connection.execute(text("PRAGMA max_page_count = 8"))
+        connection.execute(text("CREATE TABLE t (x BLOB)"))
+        for _ in range(100):
+            connection.execute(text("INSERT INTO t VALUES (zeroblob(4096))"))
+    engine.dispose()
+    try:
+        raise CatalogError("catalog write failed") from full.value
+    except CatalogError as exc:
+        assert out_of_space(exc) and disk_error_code(exc) == "no_space"
+
+    unrelated = CatalogError("catalog write failed")
+    assert not out_of_space(unrelated) and disk_error_code(OSError("boom")) is None

@@ -31,6 +31,8 @@ from workers.runtime import open_storage
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 2
 
+log = logging.getLogger(__name__)
+
 
 class ProgressView:
     """Human progress on stderr.
@@ -178,7 +180,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
             catalog = Catalog.open(settings.catalog_url)
             view = ProgressView(sys.stderr)
             try:
-                end_interrupted_local_jobs(catalog, holder_is_gone=holder_is_gone)
+                _end_interrupted(catalog)
                 outcome = run_job(
                     settings, source=args.source, catalog=catalog, storage=open_storage(settings),
                     asset_id=args.asset_id, on_progress=view,
@@ -312,7 +314,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     """The job's document; a job whose process is gone without ending it is ended ``interrupted`` first."""
     catalog = Catalog.open(settings.catalog_url)
     try:
-        end_interrupted_local_jobs(catalog, holder_is_gone=holder_is_gone)
+        _end_interrupted(catalog)
         job = catalog.get_job(args.id) or _asset_job(catalog, args.id)
     finally:
         catalog.dispose()
@@ -322,6 +324,17 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     document = job.document or _running_document(job)
     _print_document(document, as_json=args.json)
     return EXIT_FAILED if job.status == "failed" else EXIT_OK
+
+
+def _end_interrupted(catalog: Catalog) -> None:
+    """End the jobs that a ``process`` of this machine left ``running`` when it died (see
+    ``leases.end_interrupted_local_jobs``). A catalog that cannot take the write (read-only) still answers
+    reads: the jobs are then shown as they are, and ended by a later command."""
+    try:
+        for job_id in end_interrupted_local_jobs(catalog, holder_is_gone=holder_is_gone):
+            log.warning("job %s: its process is gone; ended as interrupted", job_id)
+    except CatalogError as exc:
+        log.warning("could not end the jobs of processes that are gone: %s", exc)
 
 
 def _asset_job(catalog: Catalog, asset_id: str) -> Job | None:
@@ -341,7 +354,7 @@ def _failed(settings: Settings, args: argparse.Namespace) -> int:
 
     catalog = Catalog.open(settings.catalog_url)
     try:
-        end_interrupted_local_jobs(catalog, holder_is_gone=holder_is_gone)
+        _end_interrupted(catalog)
         jobs = failed_jobs(catalog, limit=args.limit)
     finally:
         catalog.dispose()
