@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from pipelines.catalog import Catalog
 from pipelines.config import Settings
-from pipelines.errors import MediaError
+from pipelines.errors import MediaError, StorageError
 from pipelines.match.fingerprint import Items
 from pipelines.match.index import ClipIndex, FingerprintIndex, LayeredIndex, MatchPolicy
 from pipelines.match.landmarks import Landmarks
@@ -58,7 +58,7 @@ class CatalogIndex:
     With ``snapshots`` (a folder), a full build is saved there under the catalog state it holds, and a process
     that needs the large index for the same state maps that snapshot read-only instead of building it: the pool
     processes of a worker share one copy of it in memory, not one each. One process builds at a time (a lock
-    file); the three newest snapshots are kept.
+    file); the three newest snapshots are kept. A snapshot that cannot be loaded is removed and built again.
     """
 
     KEEP_SNAPSHOTS = 3
@@ -108,7 +108,7 @@ class CatalogIndex:
         if self.snapshots is not None:
             try:
                 return self._snapshot(stamps, self.snapshots)
-            except (OSError, ValueError) as exc:  # a folder it may not write, a damaged file: the index still works
+            except (OSError, ValueError, EOFError) as exc:  # a folder it may not write: the index still works
                 log.warning("cannot use the match index snapshots in %s (%s); building the index in memory",
                             self.snapshots, exc)
         self.full_builds += 1
@@ -121,14 +121,23 @@ class CatalogIndex:
         with open(snapshots / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # the others wait for the one building, then map what it saved
             if folder.exists():
-                self.snapshot_loads += 1
-            else:
-                _index(_decoded(self.catalog.fingerprints()), self.policy).save(folder)
-                self.full_builds += 1
-                saved = sorted(snapshots.glob("index-*"), key=lambda f: f.stat().st_mtime)
-                for old in saved[: -self.KEEP_SNAPSHOTS]:
-                    shutil.rmtree(old, ignore_errors=True)  # a process that maps one keeps its pages until done
-            os.utime(folder)
+                try:
+                    loaded = FingerprintIndex.load(folder, policy=self.policy)
+                except (OSError, ValueError, EOFError) as exc:
+                    # Damaged (a disk that filled as it was written, a file changed by hand): kept, it would
+                    # fail every process that starts, and each would build the whole index in memory again.
+                    log.warning("the match index snapshot %s cannot be loaded (%s: %s); replacing it",
+                                folder.name, type(exc).__name__, exc)
+                    shutil.rmtree(folder)
+                else:
+                    self.snapshot_loads += 1
+                    os.utime(folder)
+                    return loaded
+            _index(_decoded(self.catalog.fingerprints()), self.policy).save(folder)
+            self.full_builds += 1
+            saved = sorted(snapshots.glob("index-*"), key=lambda f: f.stat().st_mtime)
+            for old in saved[: -self.KEEP_SNAPSHOTS]:
+                shutil.rmtree(old, ignore_errors=True)  # a process that maps one keeps its pages until done
             return FingerprintIndex.load(folder, policy=self.policy)
 
 
@@ -165,9 +174,13 @@ def match_clip(
     """The match document for the clip at ``source`` (a local path or ``s3://bucket/key``).
 
     Raises ``MediaError`` for a clip that is not media, has no audio, or is longer than ``MAX_CLIP_S``;
-    ``StorageError`` when the store fails.
+    ``StorageError`` when the store fails or the work folder cannot be written (its ``code``: ``no_space`` for a
+    full disk, else ``storage_error``).
     """
-    workspace = Path(tempfile.mkdtemp(prefix="clip-", dir=_scratch(settings)))
+    try:
+        workspace = Path(tempfile.mkdtemp(prefix="clip-", dir=_scratch(settings)))
+    except OSError as exc:
+        raise StorageError(f"cannot make the clip's scratch folder in the work folder: {exc.strerror or exc}") from exc
     try:
         clip = workspace / "clip"
         fetch_source(source, clip, storage)

@@ -14,8 +14,10 @@ means and whether it is retried (:data:`RETRIED_CODES`), and a test keeps the tw
 from __future__ import annotations
 
 from collections.abc import Sequence
+import errno
 import reprlib
 import shlex
+import sqlite3
 from typing import Literal, get_args
 
 ErrorCode = Literal[
@@ -31,12 +33,14 @@ ErrorCode = Literal[
     "storage_error", "worker_error", "catalog_error",
     # Found by the worker around the job.
     "invalid_request", "time_limit", "worker_lost",
+    # The worker's own disk, and a job whose process was stopped or died under it.
+    "no_space", "interrupted",
 ]
 """Every ``error.code`` of a job document (and of ``match_clip``'s error), as the README's table lists them."""
 
 ERROR_CODES: frozenset[ErrorCode] = frozenset(get_args(ErrorCode))
 
-RETRIED_CODES: frozenset[ErrorCode] = frozenset({"storage_error", "worker_error", "catalog_error"})
+RETRIED_CODES: frozenset[ErrorCode] = frozenset({"storage_error", "worker_error", "catalog_error", "no_space"})
 """The codes of a failure a retry may cure: the distributed mode runs such a job again, with backoff, and the job
 is ``retrying`` meanwhile. Every other code is final: the same master through the same code fails the same way."""
 
@@ -68,6 +72,14 @@ class StorageError(MediaWorkerError):
     def __init__(self, message: str, *, missing: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
+
+    @property
+    def code(self) -> ErrorCode:
+        """The job's code for it: ``source_not_found`` for a missing object, ``no_space`` when what failed was a
+        full disk (the worker's, copying an object into its work folder), else ``storage_error``."""
+        if self.missing:
+            return "source_not_found"
+        return "no_space" if out_of_space(self) else "storage_error"
 
 
 class CatalogError(MediaWorkerError):
@@ -125,6 +137,11 @@ class FFmpegError(MediaWorkerError):
         return self.returncode in _KILLED_BY_SIGNAL or any(sign in self.stderr_tail for sign in _OUT_OF_MEMORY)
 
     @property
+    def no_space(self) -> bool:
+        """True when the program stopped because a disk or a quota was full, not because of its input."""
+        return any(sign in self.stderr_tail for sign in _NO_SPACE)
+
+    @property
     def reason(self) -> str:
         """For a person: the last line the program said that names an error, else its last line."""
         lines = [line.strip() for line in self.stderr_tail.splitlines() if line.strip()]
@@ -139,6 +156,8 @@ _OUT_OF_MEMORY = (
     "Resource temporarily unavailable",  # a thread's stack refused (EAGAIN) under the address-space limit
 )
 """What ffmpeg, its libraries and the loader say when an allocation fails; each seen under RLIMIT_AS."""
+_NO_SPACE = ("No space left on device", "Disk quota exceeded")
+"""How ffmpeg reports ENOSPC and EDQUOT (``strerror``), for an output or a log it could not write."""
 _KILLED_BY_SIGNAL = (-6, -9, -11)  # SIGABRT, SIGKILL, SIGSEGV: how allocators and the kernel end a process
 
 
@@ -160,12 +179,13 @@ def blame_master(
 
     A run that ffmpeg gave up on is the master's fault: ``timeout_code`` past its wall-clock limit,
     ``resource_limit`` past its memory limit, else ``failed_code`` with ffmpeg's reason. A run that could not
-    start at all is the worker's fault, and ``exc`` itself is returned (``worker_error``, retried).
+    start at all, or that filled the worker's disk, is the worker's fault, and ``exc`` itself is returned
+    (``worker_error``, or ``no_space`` as :func:`out_of_space` finds it; both retried).
     ``doing`` names the run in the message: "the transcode", "the VMAF pass"…
     """
     if exc.timed_out:
         return MediaError(timeout_code, f"{doing} ran past its time limit for a master of this length")
-    if exc.returncode is None:
+    if exc.returncode is None or exc.no_space:
         return exc
     if exc.out_of_memory:
         return resource_limit_error(exc, memory_mb=memory_mb)
@@ -178,3 +198,45 @@ def resource_limit_error(exc: FFmpegError, *, memory_mb: int) -> MediaError:
         "resource_limit",
         f"{exc.cmd[0]} ran out of its {memory_mb} MiB memory limit (MEDIAWORKER_PROCESS_MEMORY_MB) on this master",
     )
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""A full disk, a full quota, and a file larger than the file system (or this process's RLIMIT_FSIZE) allows:
+no room for the file either way. (ffmpeg's "File too large" is not among them: it is what its own output limit
+says to a runaway encode, the master's doing.)"""
+_UNWRITABLE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+_POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """True when ``exc``, or an exception it was raised from, says that a disk or a quota is full.
+
+    Each layer says it its own way: an ``OSError`` (ENOSPC, EDQUOT, EFBIG) from the worker's own writes, SQLite's
+    ``SQLITE_FULL`` and PostgreSQL's ``disk_full`` under a ``CatalogError``, ffmpeg's "No space left on device"
+    in an ``FFmpegError``. Such a failure is the machine's, never the master's (``no_space``).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return True
+        if isinstance(current, sqlite3.Error) and getattr(current, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        if getattr(current, "sqlstate", None) == _POSTGRES_DISK_FULL:
+            return True
+        if isinstance(current, FFmpegError) and current.no_space:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_error_code(exc: BaseException) -> ErrorCode | None:
+    """What a failure of the worker's own disk (its work folder, the embedded store) means for a job:
+    ``no_space`` when a disk is full (:func:`out_of_space`), ``storage_error`` for an ``OSError`` that refuses
+    the write (a read-only or unwritable folder, an I/O error); ``None`` for anything else."""
+    if out_of_space(exc):
+        return "no_space"
+    if isinstance(exc, OSError) and exc.errno in _UNWRITABLE_ERRNOS:
+        return "storage_error"
+    return None

@@ -16,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 import shutil
+import signal
 import tempfile
 import time
 
@@ -25,6 +26,8 @@ from pipelines.audio.loudness import LoudnessMeter, LoudnessReport
 from pipelines.audio.qc import AudioQC, AudioQCReport
 from pipelines.audio.spectrogram import Spectrogram, SpectrogramSink
 from pipelines.catalog import Catalog, validate_asset_id
+from pipelines.catalog.holders import this_process
+from pipelines.catalog.states import JobStatus
 from pipelines.catalog_rows import asset_record, fingerprint_record, match_records, rendition_records
 from pipelines.clip_job import load_index
 from pipelines.config import Settings
@@ -46,6 +49,8 @@ from pipelines.errors import (
     PackagingError,
     StorageError,
     blame_master,
+    disk_error_code,
+    out_of_space,
 )
 from pipelines.match.fingerprint import Fingerprint, FingerprintSink
 from pipelines.match.index import ClipIndex, Match, merge
@@ -139,6 +144,23 @@ class _Tracker:
             self.catalog.record_progress(self.job_id, stage=stage, percent=percent)
 
 
+class JobStopped(BaseException):
+    """The process running the job was asked to stop (SIGTERM, SIGINT): raised where the job is by the
+    handler of that signal (``mediaworker process`` installs one).
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no stage's ``except Exception`` holds it up; the
+    subprocess runner kills ffmpeg's process group as it passes. :func:`run_job` removes what the job had
+    published, records the job ``failed`` with code ``interrupted`` and raises it again with ``outcome``: the
+    recorded outcome, or ``None`` when the catalog could not record it (the job's row then names a process
+    that is gone, and the next command that reads the catalog ends it ``interrupted``).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.outcome: JobOutcome | None = None
+
+
 def run_job(
     settings: Settings,
     *,
@@ -157,76 +179,126 @@ def run_job(
     """Run the whole job for ``source`` (a local path or ``s3://bucket/key``) and record it in ``catalog``.
 
     ``job_id`` names a job row the caller has already claimed (a Celery worker); without it the job row is
-    created here. With ``will_retry``, a failure that a retry may cure (a code of ``RETRIED_CODES``: storage,
-    worker) leaves the job ``retrying`` rather than ``failed``: the caller is about to run it again. Returns the
-    job document whether the job succeeded or failed. ``source_version`` is the version of an ``s3://`` master
-    that its upload notification announced: that version is processed, or the job fails ``source_replaced``.
-    ``match_index`` gives the catalog's match index, current, for the search of the catalog for this master (a
-    worker keeps one, see ``clip_job.CatalogIndex``); without it the index is loaded from the catalog for this job.
+    created here, held by this process (``holders.this_process()``: if the process dies, the next command that
+    reads the catalog ends the job ``interrupted``). With ``will_retry``, a failure that a retry may cure (a code
+    of ``RETRIED_CODES``: storage, worker, a full disk) leaves the job ``retrying`` rather than ``failed``: the
+    caller is about to run it again. Returns the job document whether the job succeeded or failed.
+    ``source_version`` is the version of an ``s3://`` master that its upload notification announced: that
+    version is processed, or the job fails ``source_replaced``. ``match_index`` gives the catalog's match index,
+    current, for the search of the catalog for this master (a worker keeps one, see ``clip_job.CatalogIndex``);
+    without it the index is loaded from the catalog for this job.
 
     Every failure inside a stage ends the job ``failed`` (or ``retrying``) with a code, and removes whatever it
-    had published: a rejected master (``MediaError``), the store (``StorageError``), a program that could not
-    run (``FFmpegError``), output that cannot be packaged (``PackagingError``), and anything else, which is a
-    defect of this project: ``internal_error``, logged with its traceback, never retried (the same master
-    through the same code fails the same way; the message names the stage and the exception's type only, so
-    that nothing the exception carried — a path, a URL with a credential — reaches the catalog).
+    had published: a rejected master (``MediaError``), the store (``StorageError``), the worker's own disk — full
+    (``no_space``, even when it is the catalog's disk that filled) or unwritable (``storage_error``) — a program
+    that could not run (``FFmpegError``), output that cannot be packaged (``PackagingError``), and anything
+    else, which is a defect of this project: ``internal_error``, logged with its traceback, never retried (the
+    same master through the same code fails the same way; the message names the stage and the exception's type
+    only, so that nothing the exception carried — a path, a URL with a credential — reaches the catalog). The
+    job's scratch folder is removed before the failure is recorded: on a full disk the catalog needs its room.
+    When the job's catalog write succeeded, what it replaced — the asset's previous ladder — is removed.
 
-    Raises only ``CatalogError`` when the catalog cannot record the job at all, ``ValueError`` for an invalid
-    ``asset_id``, and what interrupts the job from outside — ``interrupts`` (the worker's cancel and Celery's
-    soft time limit, which are ``Exception`` s) and any other ``BaseException`` (``KeyboardInterrupt``) — after
-    killing its subprocesses and removing what it had published.
+    Raises ``CatalogError`` when the catalog cannot record the job at all, ``ValueError`` for an invalid
+    ``asset_id``, :class:`JobStopped` (with its recorded ``outcome``), and what interrupts the job from outside
+    — ``interrupts`` (the worker's cancel and Celery's soft time limit, which are ``Exception`` s) and any other
+    ``BaseException`` (``KeyboardInterrupt``) — after killing its subprocesses and removing what it had published.
     """
     if asset_id is not None:
         validate_asset_id(asset_id)
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
-    sweep_workspaces(settings.work_dir)
-    workspace = Path(tempfile.mkdtemp(prefix=f"job-{os.getpid()}-", dir=settings.work_dir))
+    workspace: Path | None = None
+    run: _JobRun | None = None
+    recording = False  # the catalog write of the succeeded job was sent: it may have been committed
     try:
+        workspace = _new_workspace(settings.work_dir)
         master = workspace / "master"  # no extension: ffmpeg identifies the format from the bytes, not the name
         fetch_started = time.monotonic()
         if on_progress is not None:
             on_progress("fetch", 0.0)
-        try:
-            digest = fetch_source(source, master, storage, version=source_version)
-        except interrupts:
-            raise
-        except Exception as exc:
-            job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
-            error = _job_error(exc, stage="fetch", job_id=job_id)
-            return _fail(catalog, job_id, asset_id or "unknown", error, None, will_retry=will_retry)
+        digest = fetch_source(source, master, storage, version=source_version)
         asset_id = asset_id or f"sha256-{digest[:16]}"
         if job_id is None:
             job_id = catalog.create_job(asset_id=asset_id, source_uri=source)
-            catalog.start_job(job_id)
+            catalog.start_job(job_id, holder=this_process())
         tracker = _Tracker(catalog, job_id, on_progress)
         tracker.timings["fetch"] = round(time.monotonic() - fetch_started, 3)
         run = _JobRun(settings, storage, catalog, tracker, workspace, asset_id, job_id, digest,
                       policy or LadderPolicy(), match_index, interrupts)
-        try:
-            document = run.process(master)
-            with tracker.stage("catalog"):
-                replaced = _published_prefix(catalog, asset_id)
-                catalog.complete_job(
-                    job_id,
-                    asset=asset_record(document, source_uri=source, content_sha256=digest),
-                    renditions=rendition_records(document),
-                    document=document,
-                    fingerprint=fingerprint_record(document),
-                    matches=match_records(document),
-                )
-        except BaseException as exc:
+        document = run.process(master)
+        with tracker.stage("catalog"):
+            recording = True
+            replaced = catalog.complete_job(
+                job_id,
+                asset=asset_record(document, source_uri=source, content_sha256=digest),
+                renditions=rendition_records(document),
+                document=document,
+                fingerprint=fingerprint_record(document),
+                matches=match_records(document),
+            )
+    except BaseException as exc:
+        # A signal can land after the catalog committed the job and before its call returned: the catalog
+        # then points at this job's ladder, which must stay.
+        if recording and job_id is not None and _succeeded(catalog, job_id):
+            if isinstance(exc, JobStopped):
+                exc.outcome = JobOutcome(job_id, document)
+            raise
+        if run is not None:
             run.withdraw()  # nothing in the catalog points at what this job published
-            if isinstance(exc, (CatalogError, *interrupts)) or not isinstance(exc, Exception):
-                raise
-            return _fail(catalog, job_id, asset_id, _job_error(exc, stage=tracker.current, job_id=job_id),
-                         run.probe, will_retry=will_retry)
-        assert document.hls is not None
-        if replaced not in (None, document.hls.prefix):
-            run.discard(replaced)  # the catalog now points at the new ladder; the old one is garbage
-        # The catalog stored the document before the catalog stage ended; the caller's copy has its time too.
-        return JobOutcome(job_id, replace(document, timings_s=dict(tracker.timings)))
+        _remove(workspace)  # before recording the failure: on a full disk, the catalog needs the room
+        if isinstance(exc, JobStopped):
+            exc.outcome = _record_stop(catalog, exc, job_id=job_id, asset_id=asset_id, source=source,
+                                       probe=run.probe if run is not None else None)
+            raise
+        if isinstance(exc, interrupts) or not isinstance(exc, Exception):
+            raise
+        if isinstance(exc, CatalogError) and not out_of_space(exc):
+            raise
+        job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
+        error = _job_error(exc, stage=run.tracker.current if run is not None else "fetch", job_id=job_id)
+        return _fail(catalog, job_id, asset_id or "unknown", error, run.probe if run is not None else None,
+                     will_retry=will_retry)
     finally:
+        _remove(workspace)
+    assert document.hls is not None
+    if replaced not in (None, document.hls.prefix):
+        run.discard(replaced)  # the catalog now points at the new ladder; the old one is garbage
+    # The catalog stored the document before the catalog stage ended; the caller's copy has its time too.
+    return JobOutcome(job_id, replace(document, timings_s=dict(tracker.timings)))
+
+
+def _new_workspace(work_dir: Path) -> Path:
+    """A private scratch folder for one job under ``work_dir``, after sweeping those of dead processes.
+    Raises ``OSError`` when the folder cannot be made (a full or read-only disk)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    sweep_workspaces(work_dir)
+    return Path(tempfile.mkdtemp(prefix=f"job-{os.getpid()}-", dir=work_dir))
+
+
+def _remove(workspace: Path | None) -> None:
+    if workspace is not None:
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _succeeded(catalog: Catalog, job_id: str) -> bool:
+    """Whether the catalog has the job ``succeeded``; ``False`` when it cannot say."""
+    try:
+        job = catalog.get_job(job_id)
+    except CatalogError:
+        return False
+    return job is not None and job.status == JobStatus.SUCCEEDED
+
+
+def _record_stop(catalog: Catalog, stop: JobStopped, *, job_id: str | None, asset_id: str | None, source: str,
+                 probe: Probe | None) -> JobOutcome | None:
+    """Record a job stopped by a signal as ``failed`` with code ``interrupted``; ``None`` when the catalog
+    cannot (the job's process is about to end, and the next command that reads the catalog ends the job)."""
+    error = JobError("interrupted", f"the job was stopped ({signal.Signals(stop.signum).name}) before it ended; "
+                                    "process the master again")
+    try:
+        job_id = job_id or catalog.create_job(asset_id=asset_id or "unknown", source_uri=source)
+        return _fail(catalog, job_id, asset_id or "unknown", error, probe, will_retry=False)
+    except CatalogError as exc:
+        log.warning("job %s was stopped, and the catalog could not record it: %s", job_id, exc)
+        return None
 
 
 @dataclass(frozen=True)
@@ -474,23 +546,20 @@ def sweep_workspaces(work_dir: Path) -> int:
     return removed
 
 
-def _published_prefix(catalog: Catalog, asset_id: str) -> str | None:
-    """Where the asset's current ladder lives, from the document of the job that published it."""
-    asset = catalog.get_asset(asset_id)
-    if asset is None or asset.latest_job_id is None:
-        return None
-    job = catalog.get_job(asset.latest_job_id)
-    hls = (job.document or {}).get("hls") if job is not None else None
-    return hls.get("prefix") if isinstance(hls, dict) else None
-
-
 def _job_error(exc: Exception, *, stage: str, job_id: str) -> JobError:
     """What a failure inside ``stage`` means for its job: the code and message of the error tree's branch, or
     ``internal_error`` for anything else (logged here with its traceback; see :func:`run_job`)."""
     if isinstance(exc, MediaError):
         return JobError(exc.code, exc.message)
     if isinstance(exc, StorageError):
-        return JobError("source_not_found" if exc.missing else "storage_error", str(exc))
+        return JobError(exc.code, str(exc))
+    disk = disk_error_code(exc)
+    if disk == "no_space":  # ffmpeg's output, a file of the job's own, or the catalog's database
+        return JobError("no_space", f"no space left on the worker's disk in the {stage} stage; the job's scratch "
+                                    "files were removed")
+    if disk == "storage_error":  # a read-only or unwritable work folder: the worker's, not the master's
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return JobError("storage_error", f"the worker could not write the job's files in the {stage} stage: {reason}")
     if isinstance(exc, PackagingError):
         log.warning("job %s: the %s stage could not package the encoder's output", job_id, stage, exc_info=exc)
         return JobError(exc.code, f"the encoder's output could not be packaged: {str(exc)[:300]}")
@@ -532,4 +601,4 @@ def _cover_files(cover: CoverResult) -> list[tuple[Path, str, str]]:
     return [] if art is None else [(art.path, art.name, art.content_type)]
 
 
-__all__ = ["CatalogError", "JobOutcome", "ProgressSink", "STAGES", "run_job"]
+__all__ = ["CatalogError", "JobOutcome", "JobStopped", "ProgressSink", "STAGES", "run_job"]

@@ -1,29 +1,37 @@
 """The ``mediaworker`` command line (see ``../shared/INTERFACE.md`` for the promises it keeps).
 
 Exit codes: 0 the job succeeded, 2 the master was rejected or a stage failed (the document still printed),
-1 a usage or configuration error.
+1 a usage or configuration error; ``process`` stopped by SIGINT or SIGTERM exits 130 or 143 (128 + the signal),
+its job recorded ``failed`` with code ``interrupted`` and its document printed.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 import json
 import logging
 from pathlib import Path
+import signal
 import sys
 import time
+from types import FrameType
 from typing import Any, NoReturn, TextIO
 
 from tqdm import tqdm
 
-from pipelines.catalog import Asset, Catalog, Job
+from pipelines.catalog import Asset, Catalog, Job, asset_prefix
+from pipelines.catalog.holders import holder_is_gone
+from pipelines.catalog.leases import end_interrupted_local_jobs
 from pipelines.config import Settings
-from pipelines.errors import CatalogError, ConfigError, MediaError
+from pipelines.errors import CatalogError, ConfigError, MediaError, StorageError
 from pipelines.privacy import install_redaction, redact, settings_secrets
 from workers.runtime import open_storage
 
 EXIT_OK, EXIT_USAGE, EXIT_FAILED = 0, 1, 2
+
+log = logging.getLogger(__name__)
 
 
 class ProgressView:
@@ -162,23 +170,56 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _process(settings: Settings, args: argparse.Namespace) -> int:
-    from pipelines.job import run_job  # the heavy imports (ffmpeg-python) only for commands that need them
+    from pipelines.job import JobStopped, run_job  # the heavy imports (ffmpeg-python) only for commands that need them
 
     if not args.source.startswith("s3://") and not Path(args.source).is_file():
         print(f"mediaworker: no such file: {args.source}", file=sys.stderr)
         return EXIT_USAGE
-    catalog = Catalog.open(settings.catalog_url)
-    view = ProgressView(sys.stderr)
+    with _signals_raise(JobStopped, signal.SIGINT, signal.SIGTERM):
+        try:
+            catalog = Catalog.open(settings.catalog_url)
+            view = ProgressView(sys.stderr)
+            try:
+                _end_interrupted(catalog)
+                outcome = run_job(
+                    settings, source=args.source, catalog=catalog, storage=open_storage(settings),
+                    asset_id=args.asset_id, on_progress=view,
+                )
+            finally:
+                view.close()
+                catalog.dispose()
+            _print_document(outcome.document.to_json(), as_json=args.json)
+            return EXIT_OK if outcome.succeeded else EXIT_FAILED
+        except JobStopped as stopped:
+            # Stopped on request: ffmpeg is gone and the job recorded; the exit code says which signal, as a
+            # shell's would for a process it ended.
+            if stopped.outcome is not None:
+                _print_document(stopped.outcome.document.to_json(), as_json=args.json)
+            else:
+                print(f"mediaworker: {stopped}", file=sys.stderr)
+            return 128 + stopped.signum
+
+
+@contextmanager
+def _signals_raise(stop: Callable[[int], BaseException], *signums: signal.Signals) -> Iterator[None]:
+    """While the block runs, the first of ``signums`` to arrive raises ``stop(signum)`` in the main thread,
+    where the block is; a second one ends the process at once (the signal's default action). A signal this
+    process was started ignoring (``nohup``, a background job of a shell) stays ignored."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        for which in signums:
+            signal.signal(which, signal.SIG_DFL)
+        raise stop(signum)
+
+    previous = {which: signal.getsignal(which) for which in signums}
+    for which, before in previous.items():
+        if before is not signal.SIG_IGN:
+            signal.signal(which, handler)
     try:
-        outcome = run_job(
-            settings, source=args.source, catalog=catalog, storage=open_storage(settings),
-            asset_id=args.asset_id, on_progress=view,
-        )
+        yield
     finally:
-        view.close()
-        catalog.dispose()
-    _print_document(outcome.document.to_json(), as_json=args.json)
-    return EXIT_OK if outcome.succeeded else EXIT_FAILED
+        for which, before in previous.items():
+            signal.signal(which, before)
 
 
 def _match(settings: Settings, args: argparse.Namespace) -> int:
@@ -192,6 +233,12 @@ def _match(settings: Settings, args: argparse.Namespace) -> int:
         document = match_clip(settings, args.clip, catalog=catalog, storage=open_storage(settings), top=args.top)
     except MediaError as exc:
         print(f"mediaworker: the clip was rejected: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except StorageError as exc:  # the clip's store, or this machine's work folder (full, read-only)
+        if args.json:
+            json.dump({"matches": [], "error": {"code": exc.code, "message": str(exc)}}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        print(f"mediaworker: the clip could not be matched: {exc.code}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         catalog.dispose()
@@ -208,15 +255,21 @@ def _match(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _delete(settings: Settings, args: argparse.Namespace) -> int:
+    """Remove the asset from the catalog, then every ladder under its prefix in the store: the one the catalog
+    named, and any that no document names (a job that died while publishing)."""
     catalog = Catalog.open(settings.catalog_url)
     try:
-        prefix = catalog.delete_asset(args.asset_id)
+        recorded = catalog.delete_asset(args.asset_id)
     finally:
         catalog.dispose()
-    if prefix is None:
+    try:
+        prefix = asset_prefix(args.asset_id)
+    except ValueError:  # no ladder can have been published under an id that cannot be a key
+        prefix = None
+    removed = open_storage(settings).delete_prefix(settings.output_bucket, prefix) if prefix else 0
+    if recorded is None and not removed:
         print(f"mediaworker: no asset {args.asset_id!r} in the catalog", file=sys.stderr)
         return EXIT_USAGE
-    removed = open_storage(settings).delete_prefix(settings.output_bucket, prefix) if prefix else 0
     print(f"{args.asset_id} deleted ({removed} published objects removed)")
     return EXIT_OK
 
@@ -258,9 +311,11 @@ def _cancel(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
+    """The job's document; a job whose process is gone without ending it is ended ``interrupted`` first."""
     catalog = Catalog.open(settings.catalog_url)
     try:
-        job = catalog.get_job(args.id) or catalog.latest_job_for_asset(args.id)
+        _end_interrupted(catalog)
+        job = catalog.get_job(args.id) or _asset_job(catalog, args.id)
     finally:
         catalog.dispose()
     if job is None:
@@ -271,12 +326,35 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED if job.status == "failed" else EXIT_OK
 
 
+def _end_interrupted(catalog: Catalog) -> None:
+    """End the jobs that a ``process`` of this machine left ``running`` when it died (see
+    ``leases.end_interrupted_local_jobs``). A catalog that cannot take the write (read-only) still answers
+    reads: the jobs are then shown as they are, and ended by a later command."""
+    try:
+        for job_id in end_interrupted_local_jobs(catalog, holder_is_gone=holder_is_gone):
+            log.warning("job %s: its process is gone; ended as interrupted", job_id)
+    except CatalogError as exc:
+        log.warning("could not end the jobs of processes that are gone: %s", exc)
+
+
+def _asset_job(catalog: Catalog, asset_id: str) -> Job | None:
+    """The job ``status ASSET`` shows: the asset's newest job — unless that one succeeded and a job of the asset
+    that finished after it replaced its ladder (jobs of one asset run at once), then the asset's current one."""
+    newest = catalog.latest_job_for_asset(asset_id)
+    if newest is None or newest.status != "succeeded":
+        return newest
+    asset = catalog.get_asset(asset_id)
+    current = asset.latest_job_id if asset is not None else None
+    return (catalog.get_job(current) if current not in (None, newest.id) else None) or newest
+
+
 def _failed(settings: Settings, args: argparse.Namespace) -> int:
     """Failed jobs, poison masters among them (``worker_lost``: given up after repeated worker deaths)."""
     from pipelines.catalog.leases import failed_jobs
 
     catalog = Catalog.open(settings.catalog_url)
     try:
+        _end_interrupted(catalog)
         jobs = failed_jobs(catalog, limit=args.limit)
     finally:
         catalog.dispose()
@@ -385,6 +463,8 @@ def _print_document(document: dict[str, Any], *, as_json: bool) -> None:
         print(f"  {document['stage']} {document.get('percent', 0):.1f}%", file=out)
     if document.get("error"):
         print(f"  error {document['error']['code']}: {document['error']['message']}", file=out)
+    if document.get("withdrawn"):
+        print(f"  outputs removed: {document['withdrawn']}", file=out)
     probe = document.get("probe")
     if probe:
         print(f"  {probe['kind']} master, {probe['duration_s']:.1f} s, {probe['container']}", file=out)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
-from pipelines.catalog import Catalog
+from pipelines.catalog import Catalog, holders
 from pipelines.clip_job import CatalogIndex
 from pipelines.config import Settings
 from pipelines.match.index import LayeredIndex
-from pipelines.media.runner import process_is_gone
 from pipelines.storage import Storage
 from pipelines.storage.local import LocalStorage
 from pipelines.storage.s3 import S3Storage
@@ -71,12 +70,11 @@ class WorkerRuntime:
 
 
 def holder_is_alive(holder: str) -> bool:
-    """True when a lease holder (``host:pid``) is a process of this host that still runs."""
-    host, _, pid = holder.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not process_is_gone(int(pid))
+    """True when a lease holder (``host:pid``) is a process of this host that still runs (``holders``' rule,
+    the one local jobs are held by too)."""
+    return holders.holder_is_alive(holder)
 
 
 def holder_is_dead(holder: str) -> bool:
     """True when a lease holder (``host:pid``) is a process of this host that no longer runs."""
-    host, _, pid = holder.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and process_is_gone(int(pid))
+    return holders.holder_is_gone(holder)

@@ -191,6 +191,36 @@ def fail(catalog: Catalog, job_id: str, *, code: str, message: str) -> dict[str,
         return dict(job.document or {})
 
 
+def end_interrupted_local_jobs(catalog: Catalog, *, holder_is_gone: Callable[[str], bool]) -> list[str]:
+    """End ``failed`` with code ``interrupted`` the jobs that a process ran without a lease (``mediaworker
+    process``: see ``Catalog.start_job``) and that are still ``running`` although that process is gone —
+    killed (SIGKILL), crashed, its machine restarted; return their ids.
+
+    The local form of a worker's lease: a local job has no heartbeat for a lease to expire, so its row names
+    its process (``holders.this_process()``) and whoever reads the catalog next (``process``, ``status``,
+    ``failed``) asks whether that process still runs (``holder_is_gone``). A job held by a process of
+    another host is left as it is, since it cannot be checked from here.
+    """
+    ended: list[str] = []
+    with catalog.session() as session:
+        running = session.scalars(
+            select(Job).where(Job.status == JobStatus.RUNNING.value, Job.lease_expires_at.is_(None),
+                              Job.claimed_by.is_not(None))
+            .with_for_update(skip_locked=True)
+        )
+        for job in running:
+            holder = job.claimed_by or ""
+            if not holder_is_gone(holder):
+                continue
+            host, _, rest = holder.partition(":")
+            states.fail(job, code="interrupted", message=(
+                f"the process that ran the job (pid {rest.partition(':')[0]} on {host}) ended before the job did: "
+                "it was killed or crashed; process the master again"))
+            job.document = _failed_document(job)
+            ended.append(job.id)
+    return ended
+
+
 def failed_jobs(catalog: Catalog, *, limit: int = 50) -> list[Job]:
     """The jobs that ended ``failed`` — a rejected master, a poison master given up on (``worker_lost``,
     ``time_limit``), retries run out — most recently finished first: what an operator looks at. A failed job

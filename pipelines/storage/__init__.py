@@ -116,7 +116,8 @@ def fetch_source(source: str, dest: Path, storage: Storage, *, version: SourceVe
     ``dest``; return its SHA-256.
 
     Raises ``MediaError`` (``source_not_found``, ``invalid_source``, ``source_replaced``) for a source that is
-    not there, not a valid address or no longer the announced version, ``StorageError`` when the store fails.
+    not there, not a valid address or no longer the announced version, ``StorageError`` when the store fails
+    or ``dest`` cannot be written (its ``code`` tells a full disk, ``no_space``, from other failures).
     """
     if source.startswith("s3://"):
         try:
@@ -132,4 +133,7 @@ def fetch_source(source: str, dest: Path, storage: Storage, *, version: SourceVe
     path = Path(source)
     if not path.is_file():
         raise MediaError("source_not_found", f"no such file: {source}")
-    return copy_with_digest(path, dest)
+    try:
+        return copy_with_digest(path, dest)
+    except OSError as exc:  # the work folder full or read-only, more often than the source unreadable
+        raise StorageError(f"cannot copy the source into the work folder: {exc.strerror or exc}") from exc
