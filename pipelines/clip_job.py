@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from pipelines.catalog import Catalog
 from pipelines.config import Settings
-from pipelines.errors import MediaError
+from pipelines.errors import MediaError, StorageError
 from pipelines.match.fingerprint import Items
 from pipelines.match.index import ClipIndex, FingerprintIndex, LayeredIndex, MatchPolicy
 from pipelines.match.landmarks import Landmarks
@@ -162,15 +162,24 @@ def match_clip(
     settings: Settings, source: str, *, catalog: Catalog, storage: Storage, top: int = 5,
     index: ClipIndex | None = None,
 ) -> dict[str, Any]:
-    """The match document for the clip at ``source`` (a local path or ``s3://bucket/key``).
+    """The match document for the clip at ``source`` (a local path or ``s3://bucket/key``): at most ``top``
+    matches, best first.
 
-    Raises ``MediaError`` for a clip that is not media, has no audio, or is longer than ``MAX_CLIP_S``;
-    ``StorageError`` when the store fails.
+    Raises ``MediaError`` for a clip that is not there (``source_not_found``: a missing object is as final as a
+    missing file), not a valid address, not media, without audio, or longer than ``MAX_CLIP_S``;
+    ``StorageError`` when the store fails (transient); ``ValueError`` when ``top`` is under 1.
     """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, not {top}")
     workspace = Path(tempfile.mkdtemp(prefix="clip-", dir=_scratch(settings)))
     try:
         clip = workspace / "clip"
-        fetch_source(source, clip, storage)
+        try:
+            fetch_source(source, clip, storage)
+        except StorageError as exc:
+            if not exc.missing:
+                raise
+            raise MediaError("source_not_found", f"no such object: {source}") from exc
         probe = probe_file(clip, ffprobe=settings.ffprobe, limits=settings.limits)
         if probe.duration_s > MAX_CLIP_S:
             raise MediaError("clip_too_long", f"a clip may last {MAX_CLIP_S / 60:.0f} minutes at most")
