@@ -4,7 +4,8 @@ An inverted index over Chromaprint items (each 32-bit item a key, its position a
 numpy arrays — 12 bytes per item, about 0.35 MB per hour of indexed audio. A query looks up every one of its
 items, lets each hit vote for an alignment (asset, offset), and rescores the best alignments by bit error rate
 over the aligned items: the matched region is the longest stretch where the clip and the asset agree, and its
-bit error rate and length make the score. Each query item is looked up with each of its bits flipped in turn
+bit error rate — against what the two stretches reach by chance, which for steady sounds (tones, hum, silence)
+is all they reach — and its length make the score. Each query item is looked up with each of its bits flipped in turn
 too (``MatchPolicy.lookup_bit_errors``): noise flips a few bits of most items, and an item within one bit of
 the asset's still votes, at no cost in index memory.
 
@@ -51,7 +52,7 @@ true matches of 5 s and longer aligned stood at 0.17 or more; steady sounds at 0
 noise, a beep track: a few items that differ in a bit or two)."""
 SHORT_STEADY_BER = 0.02
 """The same for a stretch of ``CHANCE_LAG`` items or fewer (a 3 s clip has 3, 0.12 s apart), measured over pairs
-at any distance: 99 % of the bench's 3-item stretches of music stood at 0.04 or more (bench/README.md)."""
+at any distance: 99 % of the bench's 3-item stretches of music stood at 0.04 or more (README, "Steady sounds")."""
 CHANCE_LAG = 8
 """Items this far apart (1 s) are as unlike as music's items get: the mean bit error rate between items ``k``
 apart levels off by ``k`` = 8 (0.14 at 1, 0.34 at 4, 0.41 at 8, 0.43 at 24, median of the bench's pieces)."""
