@@ -171,19 +171,23 @@ def match_clip(
     settings: Settings, source: str, *, catalog: Catalog, storage: Storage, top: int = 5,
     index: ClipIndex | None = None,
 ) -> dict[str, Any]:
-    """The match document for the clip at ``source`` (a local path or ``s3://bucket/key``).
+    """The match document for the clip at ``source`` (a local path or ``s3://bucket/key``): at most ``top``
+    matches, best first.
 
-    Raises ``MediaError`` for a clip that is not media, has no audio, or is longer than ``MAX_CLIP_S``;
-    ``StorageError`` when the store fails or the work folder cannot be written (its ``code``: ``no_space`` for a
-    full disk, else ``storage_error``).
+    Raises ``MediaError`` for a clip that is not there (``source_not_found``: a missing object is as final as a
+    missing file), not a valid address, not media, without audio, or longer than ``MAX_CLIP_S``; ``StorageError``
+    when the store fails or the work folder cannot be written (its ``code``: ``no_space`` for a full disk, else
+    ``storage_error``); ``ValueError`` when ``top`` is under 1.
     """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, not {top}")
     try:
         workspace = Path(tempfile.mkdtemp(prefix="clip-", dir=_scratch(settings)))
     except OSError as exc:
         raise StorageError(f"cannot make the clip's scratch folder in the work folder: {exc.strerror or exc}") from exc
     try:
         clip = workspace / "clip"
-        fetch_source(source, clip, storage)
+        fetch_source(source, clip, storage)  # a missing object: MediaError source_not_found
         probe = probe_file(clip, ffprobe=settings.ffprobe, limits=settings.limits)
         if probe.duration_s > MAX_CLIP_S:
             raise MediaError("clip_too_long", f"a clip may last {MAX_CLIP_S / 60:.0f} minutes at most")

@@ -80,6 +80,18 @@ def test_a_clip_is_found_at_the_right_place(variant: str, catalog_home: Path, cl
         assert best["speed"] == pytest.approx(1.03, abs=0.005)
 
 
+def test_top_counts_matches_and_must_be_at_least_one(catalog_home: Path, clips: dict[str, Path]) -> None:
+    """``--top 1`` answers the one best match; ``--top 0`` and ``--top -1`` used to answer "no match in the
+    catalog" for this same clip, and are usage errors now (exit 1)."""
+    result = _cli(catalog_home, "match", str(clips["clean"]), "--top", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [m["asset_id"] for m in result.document["matches"]] == ["desert"]
+    for top in ("0", "-1"):
+        refused = _cli(catalog_home, "match", str(clips["clean"]), "--top", top)
+        assert refused.returncode == 1, refused.stdout
+        assert "--top" in refused.stderr and "no match" not in refused.stdout
+
+
 @pytest.mark.parametrize("clip", [JUNGLE, SPEECH], ids=["music-not-in-catalog", "speech"])
 def test_what_is_not_in_the_catalog_matches_nothing(clip: Path, catalog_home: Path) -> None:
     result = _cli(catalog_home, "match", str(clip), "--json")

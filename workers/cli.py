@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 import json
 import logging
+import math
 from pathlib import Path
 import signal
 import sys
@@ -25,7 +26,8 @@ from pipelines.catalog import Asset, Catalog, Job, asset_prefix
 from pipelines.catalog.holders import holder_is_gone
 from pipelines.catalog.leases import end_interrupted_local_jobs
 from pipelines.config import Settings
-from pipelines.errors import CatalogError, ConfigError, MediaError, StorageError
+from pipelines.errors import CatalogError, ConfigError, FFmpegError, MediaError, StorageError
+from pipelines.ids import echo
 from pipelines.privacy import install_redaction, redact, settings_secrets
 from workers.runtime import open_storage
 
@@ -119,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
 
     match = commands.add_parser("match", help="look a clip up in the catalog's fingerprint index")
     match.add_argument("clip", help="a local path or s3://bucket/key")
-    match.add_argument("--top", type=int, default=5, help="at most this many matches (default 5)")
+    match.add_argument("--top", type=_positive_int, default=5, help="at most this many matches (default 5)")
     match.add_argument("--json", action="store_true", help="print the match document as JSON on stdout")
     match.set_defaults(handler=_match)
 
@@ -149,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_status)
 
     failed = commands.add_parser("failed", help="the jobs that failed, newest first, with their reasons")
-    failed.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50)")
+    failed.add_argument("--limit", type=_positive_int, default=50, help="at most this many jobs (default 50)")
     failed.add_argument("--json", action="store_true", help='print {"jobs": [...]} as JSON on stdout')
     failed.set_defaults(handler=_failed)
 
@@ -163,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--artist", help="any part of the artist's name, ignoring case")
     search.add_argument("--language", help="an ISO 639 code or English name (en, eng, English)")
     search.add_argument("--kind", choices=("audio", "video"))
-    search.add_argument("--limit", type=int, default=50, help="at most this many assets (default 50)")
+    search.add_argument("--limit", type=_positive_int, default=50, help="at most this many assets (default 50)")
     search.add_argument("--json", action="store_true", help='print {"assets": [...]} as JSON on stdout')
     search.set_defaults(handler=_search)
     return parser
@@ -172,8 +174,8 @@ def _parser() -> argparse.ArgumentParser:
 def _process(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.job import JobStopped, run_job  # the heavy imports (ffmpeg-python) only for commands that need them
 
-    if not args.source.startswith("s3://") and not Path(args.source).is_file():
-        print(f"mediaworker: no such file: {args.source}", file=sys.stderr)
+    if not args.source.startswith("s3://") and not _is_file(args.source):
+        print(f"mediaworker: no such file: {echo(args.source)}", file=sys.stderr)
         return EXIT_USAGE
     with _signals_raise(JobStopped, signal.SIGINT, signal.SIGTERM):
         try:
@@ -225,8 +227,8 @@ def _signals_raise(stop: Callable[[int], BaseException], *signums: signal.Signal
 def _match(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.clip_job import match_clip
 
-    if not args.clip.startswith("s3://") and not Path(args.clip).is_file():
-        print(f"mediaworker: no such file: {args.clip}", file=sys.stderr)
+    if not args.clip.startswith("s3://") and not _is_file(args.clip):
+        print(f"mediaworker: no such file: {echo(args.clip, limit=256)}", file=sys.stderr)
         return EXIT_USAGE
     catalog = Catalog.open(settings.catalog_url)
     try:
@@ -240,6 +242,9 @@ def _match(settings: Settings, args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         print(f"mediaworker: the clip could not be matched: {exc.code}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except FFmpegError as exc:  # ffprobe or ffmpeg could not run at all: the worker, not the clip (worker_error)
+        print(f"mediaworker: the clip could not be read: worker_error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         catalog.dispose()
     if args.json:
@@ -252,6 +257,14 @@ def _match(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{found['asset_id']}  score {found['score']:.2f}  clip {found['query_offset_s']:.1f} s"
               f" = asset {found['asset_offset_s']:.1f} s  for {found['matched_s']:.1f} s{speed}")
     return EXIT_OK
+
+
+def _is_file(path: str) -> bool:
+    """Whether ``path`` names a regular file; a name no file system here can hold (too long) names none."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
 
 
 def _delete(settings: Settings, args: argparse.Namespace) -> int:
@@ -268,7 +281,7 @@ def _delete(settings: Settings, args: argparse.Namespace) -> int:
         prefix = None
     removed = open_storage(settings).delete_prefix(settings.output_bucket, prefix) if prefix else 0
     if recorded is None and not removed:
-        print(f"mediaworker: no asset {args.asset_id!r} in the catalog", file=sys.stderr)
+        print(f"mediaworker: no asset {echo(args.asset_id)} in the catalog", file=sys.stderr)
         return EXIT_USAGE
     print(f"{args.asset_id} deleted ({removed} published objects removed)")
     return EXIT_OK
@@ -303,7 +316,7 @@ def _cancel(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings)
     status = request_cancel(app.conf.mediaworker_runtime.catalog, args.job_id)
     if status is None:
-        print(f"mediaworker: no job {args.job_id!r} in the catalog", file=sys.stderr)
+        print(f"mediaworker: no job {echo(args.job_id)} in the catalog", file=sys.stderr)
         return EXIT_USAGE
     app.control.revoke(args.job_id)  # a worker that has the message but has not started it drops it
     print(f"{args.job_id} {status}{' (stopping)' if status == 'running' else ''}")
@@ -319,7 +332,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         catalog.dispose()
     if job is None:
-        print(f"mediaworker: no job or asset {args.id!r} in the catalog", file=sys.stderr)
+        print(f"mediaworker: no job or asset {echo(args.id)} in the catalog", file=sys.stderr)
         return EXIT_USAGE
     document = job.document or _running_document(job)
     _print_document(document, as_json=args.json)
@@ -375,7 +388,8 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
     isrc = normalise_isrc(args.isrc) if args.isrc else None
     language = normalise_language(args.language) if args.language else None
     if (args.isrc and isrc is None) or (args.language and language is None):
-        bad = f"not an ISRC: {args.isrc!r}" if args.isrc and isrc is None else f"not a language: {args.language!r}"
+        bad = (f"not an ISRC: {echo(args.isrc)}" if args.isrc and isrc is None
+               else f"not a language: {echo(args.language)}")
         print(f"mediaworker: {bad}", file=sys.stderr)
         return EXIT_USAGE
     catalog = Catalog.open(settings.catalog_url)
@@ -407,13 +421,35 @@ def _asset_summary(asset: Asset) -> dict[str, Any]:
     return {"asset_id": asset.id, **{name: getattr(asset, name) for name in fields}}
 
 
+def _positive_int(text: str) -> int:
+    """A count the user asks for (``--top``, ``--limit``): 0 or less would silently answer nothing."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {echo(text)}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _tempo_range(text: str) -> tuple[float, float]:
+    """``LO-HI`` in BPM, or one BPM (within 1 BPM of it). A range that no tempo the analysis reports can fall in
+    (NaN, infinite, negative, reversed, or wholly outside its 30-300 BPM) is an error, not an empty answer."""
+    from pipelines.audio.rhythm import MAX_BPM, MIN_BPM
+
     low, sep, high = text.partition("-")
     try:
         bounds = (float(low), float(high)) if sep else (float(low) - 1.0, float(low) + 1.0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a BPM or a BPM range: {text!r}") from None
-    return min(bounds), max(bounds)
+        raise argparse.ArgumentTypeError(f"not a BPM or a BPM range: {echo(text)}") from None
+    if not all(math.isfinite(bound) and bound >= 0.0 for bound in bounds):
+        raise argparse.ArgumentTypeError(f"a BPM is a finite number of 0 or more: {echo(text)}")
+    if bounds[0] > bounds[1]:
+        raise argparse.ArgumentTypeError(f"the range is reversed (LO-HI): {echo(text)}")
+    if bounds[1] < MIN_BPM or bounds[0] > MAX_BPM:
+        raise argparse.ArgumentTypeError(f"outside the tempos the analysis reports ({MIN_BPM:g}-{MAX_BPM:g} BPM): "
+                                         f"{echo(text)}")
+    return bounds
 
 
 def _pitch_class(text: str) -> int:
@@ -426,13 +462,13 @@ def _pitch_class(text: str) -> int:
     names = {pitch.upper(): i for i, pitch in enumerate(PITCH_CLASSES)} | {k.upper(): v for k, v in flats.items()}
     if name.upper() in names:
         return names[name.upper()]
-    raise argparse.ArgumentTypeError(f"not a key: {text!r} (0..11, -1, or a name such as A, C#, Bb)")
+    raise argparse.ArgumentTypeError(f"not a key: {echo(text)} (0..11, -1, or a name such as A, C#, Bb)")
 
 
 def _mode(text: str) -> int:
     modes = {"1": 1, "major": 1, "0": 0, "minor": 0}
     if text.lower() not in modes:
-        raise argparse.ArgumentTypeError(f"not a mode: {text!r} (1 or major, 0 or minor)")
+        raise argparse.ArgumentTypeError(f"not a mode: {echo(text)} (1 or major, 0 or minor)")
     return modes[text.lower()]
 
 

@@ -4,7 +4,8 @@ An inverted index over Chromaprint items (each 32-bit item a key, its position a
 numpy arrays — 12 bytes per item, about 0.35 MB per hour of indexed audio. A query looks up every one of its
 items, lets each hit vote for an alignment (asset, offset), and rescores the best alignments by bit error rate
 over the aligned items: the matched region is the longest stretch where the clip and the asset agree, and its
-bit error rate and length make the score. Each query item is looked up with each of its bits flipped in turn
+bit error rate — against what the two stretches reach by chance, which for steady sounds (tones, hum, silence)
+is all they reach — and its length make the score. Each query item is looked up with each of its bits flipped in turn
 too (``MatchPolicy.lookup_bit_errors``): noise flips a few bits of most items, and an item within one bit of
 the asset's still votes, at no cost in index memory.
 
@@ -41,6 +42,20 @@ _FLIPS = np.concatenate([[0], _SINGLE, _DOUBLE]).astype(np.uint32)
 """XOR masks: the item itself, each single-bit flip of it (1..32), then each two-bit flip (33..528)."""
 _PROBES = {0: 1, 1: 33, 2: 529}
 _SAVED_ARRAYS = ("items", "starts", "keys", "postings", "lm_starts", "lm_directory", "lm_postings")
+UNRELATED_BER = 0.35
+"""About the bit error rate unrelated music reaches at an alignment: where a match's agreement falls to 0."""
+STEADY_BER = 0.1
+"""Two aligned stretches of more than ``CHANCE_LAG`` items whose items a second or more apart differ by chance
+(:func:`chance_bit_error_rate`) in fewer bits than this share are a steady sound against another — a tone, hum,
+silence, a beep every half second: they match nothing, however well they agree. The stretches that the bench's
+true matches of 5 s and longer aligned stood at 0.17 or more; steady sounds at 0 to 0.08 (a tone with faint
+noise, a beep track: a few items that differ in a bit or two)."""
+SHORT_STEADY_BER = 0.02
+"""The same for a stretch of ``CHANCE_LAG`` items or fewer (a 3 s clip has 3, 0.12 s apart), measured over pairs
+at any distance: 99 % of the bench's 3-item stretches of music stood at 0.04 or more (README, "Steady sounds")."""
+CHANCE_LAG = 8
+"""Items this far apart (1 s) are as unlike as music's items get: the mean bit error rate between items ``k``
+apart levels off by ``k`` = 8 (0.14 at 1, 0.34 at 4, 0.41 at 8, 0.43 at 24, median of the bench's pieces)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,7 +247,11 @@ class FingerprintIndex:
                 continue
             ber = errors / (32 * n)
             matched_s = n * ITEM_S
-            match = Match(asset_id=self.asset_ids[asset], score=score(ber, matched_s), query_offset_s=0.0,
+            chance = chance_level(query, self.items[start : start + n])
+            match_score = score(ber, matched_s, chance_ber=chance)
+            if match_score <= 0.0:  # items that agree no better than they do at other places: a steady sound
+                continue
+            match = Match(asset_id=self.asset_ids[asset], score=match_score, query_offset_s=0.0,
                           asset_offset_s=offset * ITEM_S, matched_s=matched_s, bit_error_rate=ber)
             if asset not in best or match.score > best[asset].score:
                 best[asset] = match
@@ -334,19 +353,24 @@ class FingerprintIndex:
         window = np.ones(self.policy.smoothing_items) / self.policy.smoothing_items
         smoothed = np.convolve(errors, window, mode="same")
 
+        aligned_query, aligned_reference = query[q_index], reference[positions[inside]]
+
         def scored(region: tuple[int, int]) -> tuple[float, float, float]:
-            """Score, bit error rate and clip seconds of the aligned items ``first..last``."""
+            """Score, bit error rate and clip seconds of the aligned items ``first..last``, the agreement measured
+            against what these two stretches reach by chance (a steady sound against another agrees everywhere)."""
             first, last = region
             ber = float(errors[first : last + 1].mean() / 32)
             seconds = (int(q_index[last]) - int(q_index[first]) + 1) * ITEM_S / speed
-            return score(ber, seconds), ber, seconds
+            chance = chance_level(aligned_query[first : last + 1], aligned_reference[first : last + 1])
+            return score(ber, seconds, chance_ber=chance), ber, seconds
 
         # The region is the longest stretch that agrees, or the whole overlap if that scores higher: under heavy
         # noise the items agree only on average, and a few bad ones break every stretch short.
         run = _longest_run(smoothed < self.policy.good_item_errors)
         regions = [run, (0, len(errors) - 1)] if run[1] >= run[0] else [(0, len(errors) - 1)]
-        first, last = max(regions, key=lambda region: scored(region)[0])
-        match_score, ber, matched_s = scored((first, last))
+        scores = {region: scored(region) for region in regions}
+        first, last = max(regions, key=lambda region: scores[region][0])
+        match_score, ber, matched_s = scores[(first, last)]
         if match_score <= 0.0:
             return None
         q0 = int(q_index[first])
@@ -405,11 +429,72 @@ class LayeredIndex:
         return best_first(kept)
 
 
-def score(bit_error_rate: float, matched_s: float) -> float:
-    """0..1: agreement (a bit error rate of 0 scores 1; 0.35, about what unrelated music reaches, scores 0)
-    times confidence in the length of the region (a 3 s region counts about two thirds, 10 s nearly fully)."""
-    agreement = max(0.0, 1.0 - bit_error_rate / 0.35)
-    return float(agreement * (1.0 - np.exp(-matched_s / 3.0)))
+def score(bit_error_rate: float, matched_s: float, *, chance_ber: float = UNRELATED_BER) -> float:
+    """0..1: agreement times confidence in the length of the region (a 3 s region counts about two thirds, 10 s
+    nearly fully). Agreement is 1 at a bit error rate of 0 and 0 at ``UNRELATED_BER`` (what unrelated music
+    reaches), or already at ``chance_ber`` when that is lower: the bit error rate the two stretches reach by chance
+    (:func:`chance_level`), which is what a steady sound's items reach at their own alignment too. 0 when
+    ``chance_ber`` is 0."""
+    reach = min(UNRELATED_BER, chance_ber)
+    if reach <= 0.0:
+        return 0.0
+    agreement = max(0.0, 1.0 - bit_error_rate / reach)
+    return float(agreement * length_confidence(matched_s))
+
+
+def length_confidence(matched_s: float) -> float:
+    """0..1: how much a region of ``matched_s`` seconds counts (:func:`score`)."""
+    return float(1.0 - np.exp(-matched_s / 3.0))
+
+
+def chance_level(query: Items, reference: Items) -> float:
+    """What the agreement of two aligned stretches is measured against (:func:`score`'s ``chance_ber``): their
+    :func:`chance_bit_error_rate`, or 0 — a steady sound, nothing to match — under ``STEADY_BER`` (or
+    ``SHORT_STEADY_BER`` for a stretch of ``CHANCE_LAG`` items or fewer)."""
+    chance = chance_bit_error_rate(query, reference)
+    return chance if chance >= (STEADY_BER if len(query) > CHANCE_LAG else SHORT_STEADY_BER) else 0.0
+
+
+def chance_bit_error_rate(query: Items, reference: Items) -> float:
+    """The bit error rate of two aligned stretches of ``n`` items if their agreement were chance: the mean over
+    every pair of a query item and a reference item ``CHANCE_LAG`` or more positions apart (any other position when
+    ``n`` is ``CHANCE_LAG`` or less). 0 for fewer than 2 items.
+
+    Between music's items a second apart or more, about 0.4 of the bits differ (the median of the bench's pieces;
+    0.17 in the least varied stretch that a true match aligned), so an alignment's agreement is information. A
+    steady sound — a test tone, silence, mains hum, a click track — repeats one item, or a few that differ in a bit
+    or two, and Chromaprint gives every steady sound nearly the same items: a stretch of it agrees with any other
+    steady one as well at every position as at its alignment, and this falls to the aligned bit error rate itself,
+    or to 0. Noise gives random items that share most of their bits (white noise: about 0.17). Computed from the
+    count of ones per bit position on each side, less the pairs under ``CHANCE_LAG`` apart counted directly:
+    ``O(32 n)``.
+    """
+    n = len(query)
+    if n < 2:
+        return 0.0
+    query = np.ascontiguousarray(query, dtype=np.uint32)
+    reference = np.ascontiguousarray(reference, dtype=np.uint32)
+    ones_q = _ones_per_bit(query)
+    ones_r = _ones_per_bit(reference)
+    differing = int((ones_q * (n - ones_r) + ones_r * (n - ones_q)).sum())  # differing bits over all n² pairs
+    # Less the pairs too close to have become unlike (lags 0, ±1 … ±7), or, in a stretch too short to hold pairs
+    # that far apart, the aligned pairs alone.
+    lags = range(1, CHANCE_LAG) if n > CHANCE_LAG else range(0)
+    near = np.concatenate([query ^ reference, *(query[lag:] ^ reference[: n - lag] for lag in lags),
+                           *(query[: n - lag] ^ reference[lag:] for lag in lags)])
+    differing -= _bit_errors(near)
+    return differing / (32 * (n * n - len(near)))
+
+
+def _ones_per_bit(items: Items) -> npt.NDArray[np.int64]:
+    """How many of ``items`` have each bit set (in the order of the bytes in memory: the same for any two)."""
+    ones: npt.NDArray[np.int64] = np.unpackbits(items.view(np.uint8).reshape(-1, 4), axis=1).sum(axis=0, dtype=np.int64)
+    return ones
+
+
+def _bit_errors(xor: Items) -> int:
+    """The set bits of every item of ``xor`` together."""
+    return int(_POPCOUNT16[xor & 0xFFFF].sum(dtype=np.int64) + _POPCOUNT16[xor >> 16].sum(dtype=np.int64))
 
 
 def merge(results: Iterable[Sequence[Match]], *, top: int, accept: float) -> list[Match]:

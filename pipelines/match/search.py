@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pipelines.match.fingerprint import ITEM_S, fingerprint_samples
-from pipelines.match.index import ClipIndex, Match, best_first, merge, score
+from pipelines.match.index import ClipIndex, Match, best_first, length_confidence, merge
 from pipelines.match.landmarks import clip_landmarks
 
 MATCH_RATE = 11025
@@ -127,8 +127,9 @@ def find_short_clip(samples: npt.NDArray[np.float32], index: ClipIndex, *, top: 
         skip = round(phase * hop / policy.short_phases)
         heard_s = (len(samples) - skip) / MATCH_RATE
         for match in index.place_short(fingerprint_samples(samples[skip:], rate=MATCH_RATE)):
+            # The same agreement (against chance, see ``score``) over the audio heard rather than the items' span.
             placed = replace(match, query_offset_s=skip / MATCH_RATE, matched_s=heard_s,
-                             score=score(match.bit_error_rate, heard_s))
+                             score=match.score / length_confidence(match.matched_s) * length_confidence(heard_s))
             if placed.asset_id not in best or placed.score > best[placed.asset_id].score:
                 best[placed.asset_id] = placed
     return best_first(best.values())[:top]
