@@ -175,7 +175,7 @@ def _process(settings: Settings, args: argparse.Namespace) -> int:
     from pipelines.job import JobStopped, run_job  # the heavy imports (ffmpeg-python) only for commands that need them
 
     if not args.source.startswith("s3://") and not _is_file(args.source):
-        print(f"mediaworker: no such file: {echo(args.source)}", file=sys.stderr)
+        print(f"mediaworker: no such file: {echo(args.source, limit=256)}", file=sys.stderr)
         return EXIT_USAGE
     with _signals_raise(JobStopped, signal.SIGINT, signal.SIGTERM):
         try:
