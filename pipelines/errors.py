@@ -111,7 +111,7 @@ class PackagingError(MediaWorkerError):
 
 
 class FFmpegError(MediaWorkerError):
-    """A subprocess (ffmpeg, ffprobe, fpcalc…) exited non-zero, timed out, or could not start.
+    """A subprocess (ffmpeg or ffprobe) exited non-zero, timed out, or could not start.
 
     ``returncode`` is ``None`` when the process was killed for running past its wall-clock limit.
     """

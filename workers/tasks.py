@@ -157,10 +157,10 @@ def _process_asset(task: Task, request: ProcessRequest) -> dict[str, Any]:
     except CatalogError as exc:
         _release(runtime, job_id, "catalog_error", str(exc))
         raise _retry(task, exc) from exc
-    return _finish(task, runtime, outcome)
+    return _finish(task, outcome)
 
 
-def _finish(task: Task, runtime: WorkerRuntime, outcome: JobOutcome) -> dict[str, Any]:
+def _finish(task: Task, outcome: JobOutcome) -> dict[str, Any]:
     """Return the document, or retry a job that failed for a reason outside the master."""
     document = outcome.document
     if document.status == "retrying":  # recorded so by run_job, which knew a retry would come
