@@ -57,7 +57,7 @@ import time
 log = logging.getLogger(__name__)
 
 CACHE_DIR_VARIABLE = "NUMBA_CACHE_DIR"
-LOCK_NAME = "mediaworker.lock"
+LOCK_NAME = "compile.lock"
 KERNEL_MODULES = ("librosa.util", "librosa.filters", "librosa.feature", "librosa.onset", "librosa.beat")
 """Every librosa module the analysis calls: importing them builds all the kernels it needs."""
 

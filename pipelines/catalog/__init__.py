@@ -185,7 +185,7 @@ class Catalog:
             session.add_all(AssetMatch(asset_id=asset_id, job_id=job_id, **asdict(row)) for row in matches)
             states.advance(job, JobStatus.SUCCEEDED)
             job.stage, job.percent, job.document = "done", 100.0, document.to_json()
-            job.claimed_by = job.lease_expires_at = None
+            job.lease_expires_at = None  # the lease ends; claimed_by keeps who completed it
         return replaced
 
     # Reads ----------------------------------------------------------------------------------------
